@@ -1,0 +1,163 @@
+"""Settings, read from the environment and `.env`.
+
+Every secret can also come from a file: `CHATWOOT_BOT_TOKEN_FILE=/run/secrets/token`, or one file per
+setting in the directory named by `BOTKIT_SECRETS_DIR` (the Docker/Kubernetes convention), so tokens
+need not sit in the environment of every process. A wrong setting raises `ConfigError` with one
+sentence naming the variable and what it expects; no secret value is ever part of that sentence.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_SETTINGS = (
+    "chatwoot_bot_token",
+    "chatwoot_admin_token",
+    "chatwoot_platform_token",
+    "chatwoot_webhook_secret",
+    "botkit_basic_auth",
+    "openai_api_key",
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one sentence saying what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", validate_default=True)
+
+    # Chatwoot
+    chatwoot_base_url: str | None = Field(None, description="Chatwoot's URL, e.g. https://chat.example.com")
+    chatwoot_bot_token: SecretStr | None = None
+    chatwoot_admin_token: SecretStr | None = None
+    chatwoot_platform_token: SecretStr | None = None
+    chatwoot_webhook_secret: SecretStr | None = None  # comma-separated: several secrets during a rotation
+    chatwoot_rate_per_minute: int = Field(2400, ge=1)
+
+    # Receiver
+    botkit_allow_unsigned: bool = False
+    botkit_basic_auth: SecretStr | None = None  # "user:password", for Chatwoot < 4.13 with credentials in the URL
+    botkit_signature_tolerance: int = Field(300, ge=1)
+    botkit_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    botkit_host: str = "127.0.0.1"
+    botkit_port: int = Field(8000, ge=0, le=65535)
+
+    # Store and worker
+    botkit_store: str = "sqlite:///./botkit.db"
+    botkit_dedupe_ttl: int = Field(24 * 3600, ge=1)
+    botkit_concurrency: int = Field(64, ge=1)
+    botkit_max_attempts: int = Field(3, ge=1)
+    botkit_retry_backoff: float = Field(1.0, gt=0)
+    botkit_shutdown_timeout: float = Field(10.0, gt=0)
+
+    # Bot
+    botkit_bot: str = "bots.support_router:bot"
+    botkit_handlers: str | None = None
+    botkit_teams: str | None = None
+    botkit_bots_file: str | None = None
+
+    # Logs
+    botkit_log_level: str = "INFO"
+    botkit_log_format: str = "text"
+
+    # OpenAI (read by the OpenAI handler)
+    openai_api_key: SecretStr | None = None
+
+    @field_validator("chatwoot_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("botkit_store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "memory://", "redis://", "rediss://", "unix://")):
+            raise ValueError("must be sqlite:///PATH, memory:// or redis://HOST:PORT/DB")
+        return value
+
+    @field_validator("botkit_bot")
+    @classmethod
+    def _bot(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError("must be module:attribute, e.g. bots.support_router:bot")
+        return value
+
+    @field_validator("botkit_log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return value
+
+    @field_validator("botkit_basic_auth")
+    @classmethod
+    def _basic(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and ":" not in value.get_secret_value():
+            raise ValueError("must be user:password, as in the outgoing URL https://user:password@host/webhook")
+        return value
+
+    @property
+    def webhook_secrets(self) -> list[bytes]:
+        if self.chatwoot_webhook_secret is None:
+            return []
+        raw = self.chatwoot_webhook_secret.get_secret_value()
+        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+    @property
+    def teams(self) -> dict[str, int]:
+        """`BOTKIT_TEAMS=billing=3,technical=4` as {"billing": 3, "technical": 4}."""
+        return parse_teams(self.botkit_teams or "")
+
+
+def parse_teams(text: str) -> dict[str, int]:
+    teams: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, number = part.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise ConfigError(f"BOTKIT_TEAMS must look like billing=3,technical=4; '{part}' is not name=id.")
+        teams[name.strip().lower()] = int(number)
+    return teams
+
+
+def _secrets_from_files(env_file: str | None) -> dict[str, str]:
+    """`NAME_FILE` variables and `BOTKIT_SECRETS_DIR/<name>` files, as settings values."""
+    found: dict[str, str] = {}
+    secrets_dir = os.environ.get("BOTKIT_SECRETS_DIR")
+    for name in SECRET_SETTINGS:
+        upper = name.upper()
+        path = os.environ.get(f"{upper}_FILE")
+        if path is None and secrets_dir:
+            for candidate in (Path(secrets_dir) / upper, Path(secrets_dir) / name):
+                if candidate.is_file():
+                    path = str(candidate)
+                    break
+        if path is None:
+            continue
+        try:
+            found[name] = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{upper}_FILE names {path}, which cannot be read ({exc.strerror}).") from None
+    return found
+
+
+def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """Read the settings, or raise ConfigError with one sentence saying what to set."""
+    values = {**_secrets_from_files(env_file), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
+        reason = error["msg"].removeprefix("Value error, ")
+        shown = "" if name.lower() in SECRET_SETTINGS else f" (it is {error.get('input')!r})"
+        raise ConfigError(f"{name} {reason[0].lower() + reason[1:]}{shown}.") from None

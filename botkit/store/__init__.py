@@ -1,0 +1,36 @@
+"""Store backends behind one interface (see base.py), chosen by URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from botkit.config import ConfigError
+from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable
+
+__all__ = ["DeadLetter", "Job", "QueueStats", "Store", "StoreUnavailable", "store_from_url"]
+
+
+def store_from_url(url: str, *, dedupe_ttl: float = 24 * 3600) -> Store:
+    """`sqlite:///./botkit.db`, `sqlite:////abs/path.db?synchronous=full`, `memory://` or `redis://host:port/db`."""
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        from botkit.store.memory import MemoryStore
+
+        return MemoryStore(dedupe_ttl=dedupe_ttl)
+    if parts.scheme == "sqlite":
+        from botkit.store.sqlite import SQLiteStore
+
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise ConfigError("BOTKIT_STORE must name a file, e.g. sqlite:///./botkit.db.")
+        synchronous = parse_qs(parts.query).get("synchronous", ["normal"])[0]
+        if synchronous.lower() not in ("normal", "full", "extra"):
+            raise ConfigError("BOTKIT_STORE's synchronous= must be normal, full or extra.")
+        return SQLiteStore(path, dedupe_ttl=dedupe_ttl, synchronous=synchronous)
+    if parts.scheme in ("redis", "rediss", "unix"):
+        try:
+            from botkit.store.redis import RedisStore
+        except ImportError:
+            raise ConfigError("BOTKIT_STORE is a Redis URL: install botkit[redis] to use it.") from None
+        return RedisStore(url, dedupe_ttl=dedupe_ttl)
+    raise ConfigError("BOTKIT_STORE must be sqlite:///PATH, memory:// or redis://HOST:PORT/DB.")

@@ -1,0 +1,146 @@
+"""The store: dedupe keys, the event queue, dead letters and per-conversation state, behind one interface.
+
+Backends: `memory` (tests), `sqlite` (the embedded default) and `redis` (many hosts). Every backend keeps
+the same promises, checked by one parametrised test suite:
+
+- `enqueue` is atomic and durable: when it returns True the event is queued and its dedupe keys are
+  remembered (for `dedupe_ttl` seconds); when any key was already known it queues nothing and returns False.
+- A *lane* is one conversation. `claim` hands out only the oldest waiting event of each lane, and only while
+  nothing of that lane is in flight, so one conversation's events run one at a time in arrival order while
+  different conversations run concurrently.
+- A claimed job ends in exactly one of `done`, `retry_later` (stays at the head of its lane until ready),
+  `dead_letter`, or `release` (handed back untouched, on shutdown). A claim left by a dead process is
+  handed out again: by `open` for a single-process store, after a lease for a shared one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One queued delivery, as a worker sees it."""
+
+    id: str  # the store's id for this queue entry
+    key: str  # the event's identity (its dedupe key): stable across retries, reclaims and replays
+    lane: str  # "<account>:<conversation>": events of one lane never run concurrently
+    event: str  # Chatwoot's event name
+    body: bytes  # the raw body, exactly as received
+    delivery_id: str | None  # X-Chatwoot-Delivery, for logs
+    attempts: int  # attempts already made before this claim
+    enqueued_at: float  # unix time the receiver accepted it
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    key: str
+    lane: str
+    event: str
+    body: bytes
+    delivery_id: str | None
+    attempts: int
+    error: str
+    failed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    waiting: int  # queued, not in flight
+    in_flight: int
+    oldest_age: float  # seconds the oldest queued event has waited (0 when empty)
+    dead_letters: int
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take or give work right now (the receiver answers 500 so Chatwoot retries)."""
+
+
+class Store(ABC):
+    """See the module docstring for the promises every backend keeps."""
+
+    url: str = ""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect, create what is missing, and take back claims a previous run left (single-process stores)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and disconnect."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    # ingest -------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def enqueue(
+        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None
+    ) -> bool:
+        """Queue the event unless any of `keys` was seen within the dedupe TTL. `keys[0]` is its identity."""
+
+    # worker -------------------------------------------------------------------------------------------
+    @abstractmethod
+    async def claim(self, limit: int) -> list[Job]:
+        """Up to `limit` ready jobs, each the head of a lane with nothing in flight."""
+
+    @abstractmethod
+    async def wait(self, timeout: float) -> None:
+        """Return when new work may be claimable, or after `timeout` seconds."""
+
+    @abstractmethod
+    async def done(self, job: Job) -> None: ...
+
+    @abstractmethod
+    async def retry_later(self, job: Job, delay: float, error: str) -> None:
+        """Count an attempt; the job stays at the head of its lane and is claimable after `delay` seconds."""
+
+    @abstractmethod
+    async def dead_letter(self, job: Job, error: str) -> None:
+        """Move the job out of the queue into the dead letters; its lane goes on."""
+
+    @abstractmethod
+    async def release(self, jobs: Sequence[Job]) -> None:
+        """Hand claimed jobs back untouched (no attempt counted), e.g. on shutdown."""
+
+    @abstractmethod
+    async def stats(self) -> QueueStats: ...
+
+    # dead letters -------------------------------------------------------------------------------------
+    @abstractmethod
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    async def replay(self, dead_letter_id: str) -> bool:
+        """Queue a dead letter again, bypassing dedupe on purpose. False if there is no such dead letter."""
+
+    @abstractmethod
+    async def drop(self, dead_letter_id: str) -> bool: ...
+
+    # per-conversation state and the action journal ----------------------------------------------------
+    @abstractmethod
+    async def get_state(self, lane: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def set_state(self, lane: str, state: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def clear_state(self, lane: str) -> None: ...
+
+    @abstractmethod
+    async def journal(self, key: str) -> dict[int, Any]:
+        """The results of the actions an event already applied, by step number (see Context)."""
+
+    @abstractmethod
+    async def record(self, key: str, step: int, result: Any) -> None:
+        """Remember that step `step` of event `key` succeeded, so a retry of the event skips it."""

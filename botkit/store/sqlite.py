@@ -1,0 +1,305 @@
+"""The embedded default: one SQLite file in WAL mode, written by one thread with group commit.
+
+Every operation is a small function run on the store's own thread, inside a transaction. The thread takes
+all operations waiting at that moment, runs them in ONE transaction and commits once, then resolves their
+futures: fifty concurrent acks cost one commit, and no caller hears "done" before its write is on disk.
+Nothing blocks the event loop. A committed event survives `kill -9` (WAL, synchronous=NORMAL); add
+`?synchronous=full` to the URL to survive power loss too, at the cost of an fsync per commit.
+
+One process owns the file at a time: claims live in this process, so `open` takes back whatever claims a
+killed predecessor left, and those events run again (they were in flight, never finished).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable
+
+T = TypeVar("T")
+_BATCH = 256  # operations per transaction at most
+_PURGE_EVERY = 60.0  # seconds between sweeps of expired dedupe keys
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL, lane TEXT NOT NULL, event TEXT NOT NULL, body BLOB NOT NULL, delivery_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, not_before REAL NOT NULL DEFAULT 0,
+    claimed INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL, error TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_lane ON queue (lane, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL, lane TEXT NOT NULL, event TEXT NOT NULL, body BLOB NOT NULL, delivery_id TEXT,
+    attempts INTEGER NOT NULL, error TEXT NOT NULL, failed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (lane TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (key TEXT NOT NULL, step INTEGER NOT NULL, result TEXT NOT NULL,
+                                    PRIMARY KEY (key, step)) WITHOUT ROWID;
+"""
+
+_JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at"
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    seq, key, lane, event, body, delivery_id, attempts, enqueued_at = row
+    return Job(str(seq), key, lane, event, bytes(body), delivery_id, attempts, enqueued_at)
+
+
+class SQLiteStore(Store):
+    def __init__(
+        self, path: str, *, dedupe_ttl: float = 24 * 3600, synchronous: str = "NORMAL",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = f"sqlite:///{path}"
+        self._path = path
+        self._ttl = dedupe_ttl
+        self._synchronous = synchronous.upper()
+        self._clock = clock
+        self._ops: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None]
+        self._ops = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup = asyncio.Event()
+        self._next_purge = 0.0
+
+    # the writer thread --------------------------------------------------------------------------------
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="botkit-sqlite", daemon=True)
+        self._thread.start()
+        await ready
+        await self._call(lambda db: db.execute("UPDATE queue SET claimed = 0 WHERE claimed = 1"))
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._ops.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    def _run(self, ready: asyncio.Future[None]) -> None:
+        assert self._loop is not None
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            error = StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}")
+            self._loop.call_soon_threadsafe(ready.set_exception, error)
+            return
+        self._loop.call_soon_threadsafe(ready.set_result, None)
+        with db:
+            while (first := self._ops.get()) is not None:
+                batch = [first]
+                while len(batch) < _BATCH:
+                    try:
+                        op = self._ops.get_nowait()
+                    except queue.Empty:
+                        break
+                    if op is None:
+                        self._ops.put(None)  # finish this batch, then stop
+                        break
+                    batch.append(op)
+                self._commit(db, batch)
+        db.close()
+
+    def _commit(self, db: sqlite3.Connection, batch: list[tuple[Callable[..., Any], asyncio.Future[Any]]]) -> None:
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                db.execute("SAVEPOINT op")
+                try:
+                    results.append((future, True, fn(db)))
+                    db.execute("RELEASE op")
+                except Exception as exc:  # one failing operation does not undo the others
+                    db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+                    results.append((future, False, exc))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            error = StoreUnavailable(f"the SQLite store failed to commit: {exc}")
+            results = [(future, False, error) for _, future in batch]
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(_resolve_all, results)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None or self._loop is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._ops.put((fn, future))
+        return await future
+
+    # the interface ------------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        await self._call(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def enqueue(
+        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None
+    ) -> bool:
+        now = self._clock()
+        purge = now >= self._next_purge
+        if purge:
+            self._next_purge = now + _PURGE_EVERY
+
+        def op(db: sqlite3.Connection) -> bool:
+            if purge:
+                db.execute("DELETE FROM dedupe WHERE expires <= ?", (now,))
+            marks = ",".join("?" * len(keys))
+            seen = db.execute(f"SELECT 1 FROM dedupe WHERE key IN ({marks}) AND expires > ? LIMIT 1",  # noqa: S608
+                              (*keys, now)).fetchone()
+            if seen:
+                return False
+            db.executemany("INSERT OR REPLACE INTO dedupe (key, expires) VALUES (?, ?)",
+                           [(k, now + self._ttl) for k in keys])
+            db.execute("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
+                       (keys[0], lane, event, body, delivery_id, now))
+            return True
+
+        accepted = await self._call(op)
+        if accepted:
+            self._wakeup.set()
+        return accepted
+
+    async def claim(self, limit: int) -> list[Job]:
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> list[Job]:
+            rows = db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT MIN(seq) FROM queue GROUP BY lane) "  # noqa: S608
+                "AND claimed = 0 AND not_before <= ? ORDER BY seq LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany("UPDATE queue SET claimed = 1 WHERE seq = ?", [(r[0],) for r in rows])
+            return [_job(r) for r in rows]
+
+        return await self._call(op)
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._wakeup.clear()
+
+    async def done(self, job: Job) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM queue WHERE seq = ?", (int(job.id),))
+            db.execute("DELETE FROM journal WHERE key = ?", (job.key,))
+
+        await self._call(op)
+        self._wakeup.set()
+
+    async def retry_later(self, job: Job, delay: float, error: str) -> None:
+        not_before = self._clock() + delay
+        await self._call(lambda db: db.execute(
+            "UPDATE queue SET claimed = 0, attempts = attempts + 1, not_before = ?, error = ? WHERE seq = ?",
+            (not_before, error, int(job.id))))
+        self._wakeup.set()
+
+    async def dead_letter(self, job: Job, error: str) -> None:
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM queue WHERE seq = ?", (int(job.id),))
+            db.execute(
+                "INSERT INTO dead_letters (key, lane, event, body, delivery_id, attempts, error, failed_at) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (job.key, job.lane, job.event, job.body, job.delivery_id, job.attempts + 1, error, now),
+            )
+
+        await self._call(op)
+        self._wakeup.set()
+
+    async def release(self, jobs: Sequence[Job]) -> None:
+        await self._call(lambda db: db.executemany("UPDATE queue SET claimed = 0 WHERE seq = ?",
+                                                   [(int(j.id),) for j in jobs]))
+
+    async def stats(self) -> QueueStats:
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> QueueStats:
+            total, in_flight, oldest = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(claimed), 0), MIN(enqueued_at) FROM queue").fetchone()
+            dead = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
+            age = 0.0 if oldest is None else max(0.0, now - oldest)
+            return QueueStats(waiting=total - in_flight, in_flight=in_flight, oldest_age=age, dead_letters=dead)
+
+        return await self._call(op)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        rows = await self._call(lambda db: db.execute(
+            "SELECT seq, key, lane, event, body, delivery_id, attempts, error, failed_at FROM dead_letters "
+            "ORDER BY seq LIMIT ?", (limit,)).fetchall())
+        return [DeadLetter(str(r[0]), r[1], r[2], r[3], bytes(r[4]), *r[5:]) for r in rows]
+
+    async def replay(self, dead_letter_id: str) -> bool:
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT key, lane, event, body, delivery_id FROM dead_letters WHERE seq = ?",
+                             (int(dead_letter_id),)).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM dead_letters WHERE seq = ?", (int(dead_letter_id),))
+            db.execute("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
+                       (*row, now))
+            return True
+
+        replayed = await self._call(op) if dead_letter_id.isdigit() else False
+        if replayed:
+            self._wakeup.set()
+        return replayed
+
+    async def drop(self, dead_letter_id: str) -> bool:
+        def op(db: sqlite3.Connection) -> bool:
+            row = db.execute("DELETE FROM dead_letters WHERE seq = ? RETURNING key", (int(dead_letter_id),)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM journal WHERE key = ?", (row[0],))
+            return row is not None
+
+        return await self._call(op) if dead_letter_id.isdigit() else False
+
+    async def get_state(self, lane: str) -> dict[str, Any]:
+        row = await self._call(lambda db: db.execute("SELECT data FROM state WHERE lane = ?", (lane,)).fetchone())
+        return json.loads(row[0]) if row else {}
+
+    async def set_state(self, lane: str, state: dict[str, Any]) -> None:
+        data, now = json.dumps(state), self._clock()
+        await self._call(lambda db: db.execute(
+            "INSERT OR REPLACE INTO state (lane, data, updated_at) VALUES (?, ?, ?)", (lane, data, now)))
+
+    async def clear_state(self, lane: str) -> None:
+        await self._call(lambda db: db.execute("DELETE FROM state WHERE lane = ?", (lane,)))
+
+    async def journal(self, key: str) -> dict[int, Any]:
+        rows = await self._call(lambda db: db.execute(
+            "SELECT step, result FROM journal WHERE key = ?", (key,)).fetchall())
+        return {step: json.loads(result) for step, result in rows}
+
+    async def record(self, key: str, step: int, result: Any) -> None:
+        data = json.dumps(result)
+        await self._call(lambda db: db.execute(
+            "INSERT OR REPLACE INTO journal (key, step, result) VALUES (?, ?, ?)", (key, step, data)))
+
+
+def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in results:
+        if future.done():  # the caller was cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
