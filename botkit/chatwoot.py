@@ -463,21 +463,28 @@ class ChatwootClient:
             account_id=account_id, conversation_id=conversation_id,
         )
 
-    async def _assign(self, account_id: int, conversation_id: int, body: dict[str, Any]) -> dict:
+    async def _assign(self, account_id: int, conversation_id: int, body: dict[str, Any], what: str) -> dict:
+        template = "/api/v1/accounts/{account_id}/conversations/{conversation_id}/assignments"
         result = await self._request(
-            "POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/assignments",
-            idempotent=False, json=body, account_id=account_id, conversation_id=conversation_id,
+            "POST", template, idempotent=False, json=body, account_id=account_id, conversation_id=conversation_id,
         )
-        return result if isinstance(result, dict) else {}
+        if result is None:
+            # Chatwoot answers 200 `null` for an id it does not know, after clearing the assignment.
+            wanted = body.get("team_id", body.get("assignee_id"))
+            raise NotFound(
+                f"Chatwoot has no {what} {wanted} in account {account_id} and left conversation "
+                f"{conversation_id} without one", status=200, endpoint=f"POST {template}")
+        return result
 
     async def assign_agent(self, account_id: int, conversation_id: int, agent_id: int) -> dict:
-        return await self._assign(account_id, conversation_id, {"assignee_id": agent_id})
+        return await self._assign(account_id, conversation_id, {"assignee_id": agent_id}, "agent")
 
     async def assign_team(self, account_id: int, conversation_id: int, team_id: int) -> dict:
-        return await self._assign(account_id, conversation_id, {"team_id": team_id})
+        return await self._assign(account_id, conversation_id, {"team_id": team_id}, "team")
 
     async def assign_bot(self, account_id: int, conversation_id: int, bot_id: int) -> dict:
-        return await self._assign(account_id, conversation_id, {"assignee_id": bot_id, "assignee_type": "AgentBot"})
+        body = {"assignee_id": bot_id, "assignee_type": "AgentBot"}
+        return await self._assign(account_id, conversation_id, body, "agent bot")
 
     # Labels and custom attributes -----------------------------------------------------------------------
 
