@@ -1,0 +1,19 @@
+"""botkit: the bot side of Chatwoot Agent Bots."""
+
+from botkit.adapters.keywords import KeywordRouter, Rule
+from botkit.bot import Bot, Handler, Policies
+from botkit.context import Context
+from botkit.events import ConversationEvent, Event, MessageEvent, WebwidgetTriggered
+
+__all__ = [
+    "Bot",
+    "Context",
+    "ConversationEvent",
+    "Event",
+    "Handler",
+    "KeywordRouter",
+    "MessageEvent",
+    "Policies",
+    "Rule",
+    "WebwidgetTriggered",
+]

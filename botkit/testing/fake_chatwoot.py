@@ -99,6 +99,7 @@ class RecordedRequest:
     json: Any
     time: float
     client: str
+    body: bytes = b""
 
     @property
     def token(self) -> str | None:
@@ -570,7 +571,7 @@ class FakeChatwoot:
             body = raw.decode("utf-8", "replace")
         client = request.client.host if request.client else "unknown"
         self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body,
-                                             time.time(), client))
+                                             time.time(), client, raw))
 
     def _endpoint(self, action: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:

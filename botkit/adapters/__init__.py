@@ -1,0 +1,1 @@
+"""Ready handlers: the keyword router, OpenAI and Dialogflow."""

@@ -1,0 +1,101 @@
+"""The keyword router: rules of keywords (or a regex) mapped to a reply, a team, a hand-off and labels.
+
+Keywords match whole words, ignoring case and accents ("Facturación" matches "facturacion"). Rules are tried
+in order; the first match wins. Rules come from Python or from a TOML file:
+
+    [[rule]]
+    keywords = ["billing", "payment"]
+    reply = "I'm transferring you to our billing team."
+    team = "billing"
+    handoff = true
+    labels = ["billing"]
+
+    [fallback]
+    reply = "How can I help you today?"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botkit.bot import Bot, Handler, fold, keyword_pattern
+from botkit.config import ConfigError
+from botkit.context import Context
+
+
+@dataclass
+class Rule:
+    keywords: Sequence[str] = ()
+    regex: str | None = None
+    reply: str | None = None
+    team: str | int | None = None
+    handoff: bool = False
+    labels: Sequence[str] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.keywords and not self.regex:
+            raise ValueError("a rule needs keywords or a regex")
+        self._keywords = keyword_pattern(self.keywords) if self.keywords else None
+        self._regex = re.compile(self.regex, re.IGNORECASE) if self.regex else None
+
+    def matches(self, text: str) -> bool:
+        return bool((self._keywords and self._keywords.search(fold(text)))
+                    or (self._regex and self._regex.search(text)))
+
+
+class KeywordRouter(Handler):
+    name = "keywords"
+
+    def __init__(self, rules: Sequence[Rule], *, fallback: str | None = None) -> None:
+        self.rules = list(rules)
+        self.fallback = fallback
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> KeywordRouter:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"the keyword rules file {path} cannot be read ({exc}).") from None
+        try:
+            rules = [Rule(**_rule_fields(r)) for r in data.get("rule", [])]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the keyword rules file {path} has a bad rule ({exc}).") from None
+        return cls(rules, fallback=(data.get("fallback") or {}).get("reply"))
+
+    async def startup(self, bot: Bot) -> None:
+        bot.check_teams(str(r.team) for r in self.rules if r.team is not None)
+
+    async def handle(self, ctx: Context) -> bool:
+        text = ctx.text
+        for rule in self.rules:
+            if rule.matches(text):
+                await self.apply(ctx, rule)
+                return True
+        if self.fallback is not None and ctx.event.name == "message_created":
+            await ctx.reply(self.fallback)
+            return True
+        return False
+
+    @staticmethod
+    async def apply(ctx: Context, rule: Rule) -> None:
+        if rule.reply:
+            await ctx.reply(rule.reply)
+        if rule.labels:
+            await ctx.add_labels(*rule.labels)
+        if rule.handoff:
+            await ctx.handoff(team=rule.team)
+        elif rule.team is not None:
+            await ctx.assign_team(rule.team)
+
+
+def _rule_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"keywords", "regex", "reply", "team", "handoff", "labels"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
+    return raw

@@ -1,0 +1,304 @@
+"""Bot: policies decide whether an event is the bot's business, then middleware wraps the handler chain.
+
+Chatwoot sends a bot everything (FACTS.md section 2): its own replies, agents' replies, private notes,
+templates, delivery-status updates, and events of conversations a human already owns. The policies drop all
+of that before any handler runs, each switchable per bot. Handlers run in order; the first that answers
+True ends the chain, so "keywords first, then the LLM" is a list of two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from botkit import events
+from botkit.config import ConfigError
+from botkit.context import ActionRefused, Context
+from botkit.store.base import Job
+
+log = logging.getLogger("botkit.bot")
+
+MESSAGES = frozenset({"message_created", "message_updated"})
+
+Next = Callable[[Context], Awaitable[bool]]
+Middleware = Callable[[Context, Next], Awaitable[bool]]
+
+
+class Handler:
+    """A step of a bot's handler chain. Override `handle`; answer True when the event was handled."""
+
+    name: ClassVar[str] = ""
+    events: ClassVar[frozenset[str]] = MESSAGES  # the events this handler wants to see
+
+    async def startup(self, bot: Bot) -> None:
+        """Called once when the server starts (open clients, check settings)."""
+
+    async def shutdown(self) -> None:
+        """Called once when the server stops."""
+
+    async def handle(self, ctx: Context) -> bool:
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        return self.name or type(self).__name__
+
+
+@dataclass
+class Policies:
+    """The gate in front of the handlers. Each is on by default."""
+
+    incoming_only: bool = True  # message_created: only the contact's public messages
+    pending_only: bool = True  # only while the conversation is the bot's (pending, no human assignee)
+    answers_only: bool = True  # message_updated: only when it carries the contact's answer to a rich message
+
+
+def fold(text: str) -> str:
+    """Lowercase without accents: how keywords are compared."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str]:
+    """Whole-word, case- and accent-insensitive match of any keyword (apply to fold(text))."""
+    words = sorted({fold(k) for k in keywords if k.strip()}, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)")
+
+
+class FunctionHandler(Handler):
+    """A handler made from a decorated function and a matcher."""
+
+    def __init__(self, fn: Callable[[Context], Awaitable[Any]], matches: Callable[[Context], bool],
+                 wanted: Iterable[str], name: str) -> None:
+        self.fn = fn
+        self.matches = matches
+        self.events = frozenset(wanted)  # type: ignore[misc]
+        self._name = name
+
+    @property
+    def label(self) -> str:
+        return self._name
+
+    async def handle(self, ctx: Context) -> bool:
+        if not self.matches(ctx):
+            return False
+        result = await self.fn(ctx)
+        return result is not False  # a function that returns nothing handled the event
+
+
+class Bot:
+    """A bot: policies, middleware and an ordered chain of handlers, bound to a store and a Chatwoot client."""
+
+    def __init__(
+        self,
+        name: str = "bot",
+        handlers: Sequence[Handler] = (),
+        *,
+        middleware: Sequence[Middleware] = (),
+        policies: Policies | None = None,
+        teams: dict[str, int] | None = None,
+        typing_after: float | None = 1.0,
+        when_cannot_reply: str = "skip",
+        handoff_on_failure: bool = True,
+    ) -> None:
+        if when_cannot_reply not in ("skip", "handoff"):
+            raise ValueError("when_cannot_reply must be 'skip' or 'handoff'")
+        self.name = name
+        self.handlers: list[Handler] = list(handlers)
+        self.middleware: list[Middleware] = list(middleware)
+        self.policies = policies or Policies()
+        self._teams = {fold(k): v for k, v in (teams or {}).items()}
+        self.typing_after = typing_after
+        self.when_cannot_reply = when_cannot_reply
+        self.handoff_on_failure = handoff_on_failure
+        self.runtime: Any = None
+
+    # decorators ---------------------------------------------------------------------------------------
+    def on_message(self, *keywords: str, regex: str | None = None,
+                   when: Callable[[Context], bool] | None = None) -> Callable[[Any], Any]:
+        """Run the function for the contact's messages matching any keyword, the regex, or the predicate."""
+        pattern = keyword_pattern(keywords) if keywords else None
+        compiled = re.compile(regex, re.IGNORECASE) if regex else None
+
+        def matches(ctx: Context) -> bool:
+            text = ctx.text
+            return ((pattern is None or bool(pattern.search(fold(text))))
+                    and (compiled is None or bool(compiled.search(text)))
+                    and (when is None or when(ctx)))
+
+        return self._register(matches, MESSAGES)
+
+    def on_event(self, *names: str) -> Callable[[Any], Any]:
+        """Run the function for these events (conversation_resolved, webwidget_triggered, ...)."""
+        unknown = set(names) - events.KNOWN_EVENTS
+        if unknown:
+            raise ValueError(f"Chatwoot sends bots no event named {', '.join(sorted(unknown))}")
+        return self._register(lambda ctx: True, names)
+
+    def on_answer(self, *values: str) -> Callable[[Any], Any]:
+        """Run the function when the contact picks one of these values in a rich message (any, if none given)."""
+        wanted = {fold(v) for v in values}
+
+        def matches(ctx: Context) -> bool:
+            answers = {fold(str(a.get("value", a.get("title", "")))) for a in ctx.submitted}
+            if ctx.message is not None and ctx.message.submitted_email:
+                answers.add(fold(ctx.message.submitted_email))
+            return bool(answers) and (not wanted or bool(answers & wanted))
+
+        return self._register(matches, {"message_updated"})
+
+    def fallback(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+        """Run the function for any message no earlier handler took."""
+        return self._register(lambda ctx: True, MESSAGES)(fn)
+
+    def _register(self, matches: Callable[[Context], bool], wanted: Iterable[str]) -> Callable[[Any], Any]:
+        def decorate(fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+            self.handlers.append(FunctionHandler(fn, matches, wanted, fn.__name__))
+            return fn
+
+        return decorate
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add a middleware: `async def mw(ctx, call_next) -> bool`. Usable as a decorator."""
+        self.middleware.append(middleware)
+        return middleware
+
+    # lifecycle ----------------------------------------------------------------------------------------
+    def bind(self, runtime: Any) -> None:
+        """Called by the server: `runtime` has `.settings`, `.store` and `.chatwoot`."""
+        self.runtime = runtime
+        settings = getattr(runtime, "settings", None)
+        if settings is not None and settings.botkit_teams:
+            self._teams = {**{fold(k): v for k, v in settings.teams.items()}, **self._teams}
+
+    async def startup(self) -> None:
+        for handler in self.handlers:
+            await handler.startup(self)
+
+    async def shutdown(self) -> None:
+        for handler in self.handlers:
+            with contextlib.suppress(Exception):
+                await handler.shutdown()
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(getattr(self.runtime, "chatwoot", None), "dry_run", False))
+
+    def team_id(self, team: str | int) -> int | str:
+        if isinstance(team, int):
+            return team
+        if team.isdigit():
+            return int(team)
+        if self.dry_run and fold(team) not in self._teams:
+            return team  # a dry run prints the name
+        try:
+            return self._teams[fold(team)]
+        except KeyError:
+            raise ActionRefused(f"team {team!r} has no id: add {team}=<team id> to BOTKIT_TEAMS") from None
+
+    def check_teams(self, names: Iterable[str]) -> None:
+        """Stop start-up when a team the bot assigns by name has no id (a dry run prints names and needs none)."""
+        if self.dry_run:
+            return
+        missing = sorted({n for n in names if not n.isdigit() and fold(n) not in self._teams})
+        if missing:
+            example = ",".join(f"{n}=<id>" for n in missing)
+            raise ConfigError(f"BOTKIT_TEAMS must give the Chatwoot id of every team the bot assigns, e.g. {example}.")
+
+    # the gate -----------------------------------------------------------------------------------------
+    def admits(self, event: events.Event) -> bool:
+        """Is this event the bot's business? (Policies; logged at debug when not.)"""
+        conversation = event.conversation
+        if isinstance(event, events.MessageEvent):
+            if event.name == "message_created" and self.policies.incoming_only:
+                sender = event.sender
+                if (event.message.message_type != events.MessageType.incoming or event.message.private
+                        or (sender is not None and sender.kind != "contact")):
+                    return False
+            if event.name == "message_updated" and self.policies.answers_only:
+                message = event.message
+                if not (message.submitted_values or message.submitted_email):
+                    return False
+            if self.policies.pending_only and conversation is not None:
+                if conversation.status not in (None, "pending") or conversation.is_human_assigned:
+                    return False
+        return True
+
+    # running ------------------------------------------------------------------------------------------
+    async def handle(self, event: events.Event, job: Job) -> None:
+        if event.name == "conversation_resolved":
+            await self.runtime.store.clear_state(job.lane)  # a resolved conversation starts afresh
+        if not self.admits(event):
+            log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
+            return
+        handlers = [h for h in self.handlers if event.name in h.events]
+        if not handlers:
+            return
+        store = self.runtime.store
+        state = await store.get_state(job.lane)
+        before = dict(state)
+        ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
+        typing = self._typing_later(ctx) if event.name in MESSAGES else None
+        try:
+            await self._chain(ctx, handlers)
+        finally:
+            if typing is not None:
+                typing.cancel()
+                if typing.done() and not typing.cancelled() and typing.result():
+                    await ctx.typing(False)
+        if ctx.state != before and event.name != "conversation_resolved":
+            await store.set_state(job.lane, ctx.state)
+
+    def _typing_later(self, ctx: Context) -> asyncio.Task[bool] | None:
+        if self.typing_after is None or ctx.conversation_id == 0:
+            return None
+
+        async def show() -> bool:
+            await asyncio.sleep(self.typing_after or 0)
+            await ctx.typing(True)
+            return True
+
+        return asyncio.create_task(show())
+
+    async def _chain(self, ctx: Context, handlers: list[Handler]) -> bool:
+        async def run_handlers(ctx: Context) -> bool:
+            for handler in handlers:
+                started = time.perf_counter()
+                handled = await handler.handle(ctx)
+                log.debug("%s %s in %.1f ms", handler.label, "handled the event" if handled else "passed",
+                          (time.perf_counter() - started) * 1000,
+                          extra={"delivery_id": ctx.job.delivery_id, "handler": handler.label})
+                if handled:
+                    return True
+            return False
+
+        call: Next = run_handlers
+        for middleware in reversed(self.middleware):
+            call = _bind(middleware, call)
+        return await call(ctx)
+
+    async def on_dead_letter(self, event: events.Event, job: Job, error: BaseException) -> None:
+        """The event failed for good: hand a pending conversation to humans, with a note saying why."""
+        conversation = event.conversation
+        if not self.handoff_on_failure or conversation is None or conversation.id is None:
+            return
+        if not isinstance(event, events.MessageEvent) or not self.admits(event):
+            return
+        ctx = Context(event, job, self, state={}, journal=await self.runtime.store.journal(job.key))
+        ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
+        await ctx.handoff(note=f"The bot could not handle this conversation ({type(error).__name__}); "
+                               "it is yours now.")
+
+
+def _bind(middleware: Middleware, call_next: Next) -> Next:
+    async def call(ctx: Context) -> bool:
+        return await middleware(ctx, call_next)
+
+    return call

@@ -1,0 +1,219 @@
+"""Context: the one object a handler needs. The event, who and where, the conversation's state, and actions.
+
+Every action goes through the Chatwoot client and is *journaled*: the n-th action of an event is recorded in
+the store once it succeeds, and when the event runs again (a retry after a later action failed, a restart
+after a crash, a replayed dead letter) the actions already recorded are skipped. So a retried event never
+sends a second reply or a second hand-off note. Actions run in the order they are called.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botkit import events
+from botkit.store.base import Job
+
+if TYPE_CHECKING:
+    from botkit.bot import Bot
+
+log = logging.getLogger("botkit.context")
+
+# Channels that render each rich content type (the rest get numbered text).
+INPUT_SELECT_CHANNELS = frozenset({
+    "Channel::WebWidget", "Channel::Api", "Channel::Whatsapp", "Channel::Telegram",
+    "Channel::FacebookPage", "Channel::Line",
+})
+RICH_CHANNELS = frozenset({"Channel::WebWidget", "Channel::Api"})
+
+
+class ActionRefused(Exception):
+    """An action the bot must not take here (e.g. an unknown team name). Retrying will not help."""
+
+    transient = False
+
+
+class Context:
+    def __init__(self, event: events.Event, job: Job, bot: Bot, *, state: dict[str, Any],
+                 journal: dict[int, Any]) -> None:
+        self.event = event
+        self.job = job
+        self.bot = bot
+        self.state = state  # per-conversation, saved after the handlers when changed
+        self._journal = journal
+        self._step = 0
+        self.handed_off = False
+
+    # what and who -------------------------------------------------------------------------------------
+    @property
+    def chatwoot(self) -> Any:
+        return self.bot.runtime.chatwoot
+
+    @property
+    def conversation(self) -> events.Conversation | None:
+        return self.event.conversation
+
+    @property
+    def account_id(self) -> int:
+        return self.event.account_id or 0
+
+    @property
+    def conversation_id(self) -> int:
+        return self.event.conversation_id or 0
+
+    @property
+    def contact(self) -> events.Contact | None:
+        return self.event.contact
+
+    @property
+    def inbox(self) -> events.Inbox | None:
+        return self.event.inbox
+
+    @property
+    def channel(self) -> str | None:
+        return self.conversation.channel if self.conversation else None
+
+    @property
+    def message(self) -> events.Message | None:
+        return self.event.message if isinstance(self.event, events.MessageEvent) else None
+
+    @property
+    def submitted(self) -> list[dict[str, Any]]:
+        """The contact's answer to a rich message (`message_updated`), else []."""
+        return self.message.submitted_values if self.message and self.event.name == "message_updated" else []
+
+    @property
+    def text(self) -> str:
+        """What the contact said: the message, or the value picked in an input_select, or a submitted email."""
+        if self.event.name == "message_updated" and self.message is not None:
+            if self.submitted:
+                value = self.submitted[0].get("value", self.submitted[0].get("title", ""))
+                return str(value)
+            return self.message.submitted_email or ""
+        return self.message.content or "" if self.message else ""
+
+    # actions ------------------------------------------------------------------------------------------
+    async def _act(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        step = self._step
+        self._step += 1
+        if step in self._journal:
+            log.info("skipping %s: it already succeeded in an earlier attempt", name, extra=self._log_extra())
+            return self._journal[step]
+        result = await call()
+        record = _summary(result)
+        await self.bot.runtime.store.record(self.job.key, step, record)
+        self._journal[step] = record
+        return record
+
+    def _log_extra(self) -> dict[str, Any]:
+        return {"delivery_id": self.job.delivery_id, "lane": self.job.lane, "event": self.event.name}
+
+    async def reply(self, message: Any, *, echo_id: str | None = None) -> Any:
+        """Send a message to the contact: text, or a rich message (botkit.rich), degraded to what the channel shows."""
+        if self.conversation is not None and not self.conversation.can_reply:
+            if self.bot.when_cannot_reply == "handoff" and not self.handed_off:
+                log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
+                         extra=self._log_extra())
+                await self.handoff(note="The bot could not reply: the channel's reply window is closed.")
+            else:
+                log.info("the channel does not accept a reply now; skipping it", extra=self._log_extra())
+            return None
+        payload = self._payload(message)
+        return await self._act("reply", lambda: self.chatwoot.send_message(
+            self.account_id, self.conversation_id, payload["content"], content_type=payload["content_type"],
+            content_attributes=payload["content_attributes"], echo_id=echo_id))
+
+    def _payload(self, message: Any) -> dict[str, Any]:
+        if isinstance(message, str):
+            return {"content": message, "content_type": "text", "content_attributes": None}
+        payload = dict(message.to_payload())
+        kind = payload.get("content_type", "text")
+        channel = self.channel
+        shown = (kind == "input_select" and channel in INPUT_SELECT_CHANNELS) or channel in RICH_CHANNELS
+        if kind == "text" or channel is None or shown:
+            return payload
+        return {"content": numbered_text(payload), "content_type": "text", "content_attributes": None}
+
+    async def note(self, text: str) -> Any:
+        """A private note: agents see it, the contact does not."""
+        return await self._act("note", lambda: self.chatwoot.send_message(
+            self.account_id, self.conversation_id, text, private=True))
+
+    async def typing(self, on: bool = True) -> None:
+        """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged."""
+        try:
+            await self.chatwoot.toggle_typing(self.account_id, self.conversation_id, on)
+        except Exception as exc:  # typing must never fail an event
+            log.debug("typing indicator failed: %s", type(exc).__name__, extra=self._log_extra())
+
+    async def assign_team(self, team: str | int) -> Any:
+        team_id = self.bot.team_id(team)
+        return await self._act("assign_team", lambda: self.chatwoot.assign_team(
+            self.account_id, self.conversation_id, team_id))
+
+    async def assign_agent(self, agent_id: int) -> Any:
+        return await self._act("assign_agent", lambda: self.chatwoot.assign_agent(
+            self.account_id, self.conversation_id, agent_id))
+
+    async def handoff(self, *, team: str | int | None = None, note: str | None = None,
+                      message: str | None = None) -> None:
+        """Hand the conversation to humans: message the contact, leave a note, assign a team, then open it."""
+        if message:
+            await self.reply(message)
+        if note:
+            await self.note(note)
+        if team is not None:
+            await self.assign_team(team)
+        await self._act("handoff", lambda: self.chatwoot.toggle_status(self.account_id, self.conversation_id, "open"))
+        self.handed_off = True
+
+    async def resolve(self) -> Any:
+        return await self._act("resolve", lambda: self.chatwoot.toggle_status(
+            self.account_id, self.conversation_id, "resolved"))
+
+    async def snooze(self, until: datetime | int) -> Any:
+        return await self._act("snooze", lambda: self.chatwoot.toggle_status(
+            self.account_id, self.conversation_id, "snoozed", snoozed_until=until))
+
+    async def set_priority(self, priority: str | None) -> Any:
+        return await self._act("set_priority", lambda: self.chatwoot.toggle_priority(
+            self.account_id, self.conversation_id, priority))
+
+    async def add_labels(self, *labels: str) -> Any:
+        return await self._act("add_labels", lambda: self.chatwoot.add_labels(
+            self.account_id, self.conversation_id, list(labels)))
+
+    async def remove_labels(self, *labels: str) -> Any:
+        return await self._act("remove_labels", lambda: self.chatwoot.remove_labels(
+            self.account_id, self.conversation_id, list(labels)))
+
+    async def set_attributes(self, **attributes: Any) -> Any:
+        """Merge into the conversation's custom attributes (Chatwoot's own call replaces them all)."""
+        return await self._act("set_attributes", lambda: self.chatwoot.set_custom_attributes(
+            self.account_id, self.conversation_id, attributes))
+
+
+def numbered_text(payload: dict[str, Any]) -> str:
+    """A rich message as plain text, for channels that do not render it: the question, then numbered items."""
+    lines = [payload.get("content") or ""]
+    for number, item in enumerate((payload.get("content_attributes") or {}).get("items", []), start=1):
+        title = item.get("title") or item.get("label") or item.get("name") or ""
+        link = item.get("link") or ""
+        lines.append(f"{number}. {title}" + (f" {link}" if link else ""))
+    return "\n".join(line for line in lines if line)
+
+
+_SAFE_KEYS = re.compile(r"^(id|status|current_status|success|conversation_id|message_type|labels)$")
+
+
+def _summary(result: Any) -> Any:
+    """What the journal keeps of an action's result: a few identifiers, never message contents."""
+    if isinstance(result, dict):
+        payload = result.get("payload") if isinstance(result.get("payload"), dict) else result
+        return {k: v for k, v in payload.items() if _SAFE_KEYS.match(k) and isinstance(v, int | str | bool | list)}
+    if isinstance(result, list):
+        return [r for r in result if isinstance(r, int | str)]
+    return result if isinstance(result, int | str | bool) or result is None else None

@@ -1,0 +1,56 @@
+"""A stand-in for the Chatwoot client when no Chatwoot is configured: each action becomes a console line.
+
+`make run` on a fresh machine serves the default bot this way, so a new user sees it work at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from typing import Any, TextIO
+
+
+class ConsoleChatwoot:
+    dry_run = True
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out
+        self._ids = itertools.count(1)
+
+    def _say(self, account_id: int, conversation_id: int, text: str) -> dict[str, Any]:
+        print(f"[dry run] conversation {account_id}/{conversation_id}: {text}", file=self._out or sys.stdout,
+              flush=True)
+        return {"id": next(self._ids)}
+
+    async def send_message(self, account_id: int, conversation_id: int, content: str | None = None, *,
+                           private: bool = False, content_type: str = "text",
+                           content_attributes: dict[str, Any] | None = None, echo_id: str | None = None) -> Any:
+        kind = "note" if private else "reply" if content_type == "text" else f"reply ({content_type})"
+        return self._say(account_id, conversation_id, f"{kind}: {content}")
+
+    async def toggle_status(self, account_id: int, conversation_id: int, status: str, *,
+                            snoozed_until: Any = None) -> Any:
+        what = "hand-off to humans (status open)" if status == "open" else f"status {status}"
+        return self._say(account_id, conversation_id, what)
+
+    async def toggle_typing(self, account_id: int, conversation_id: int, on: bool) -> None:
+        return None
+
+    async def toggle_priority(self, account_id: int, conversation_id: int, priority: str | None) -> Any:
+        return self._say(account_id, conversation_id, f"priority {priority}")
+
+    async def assign_team(self, account_id: int, conversation_id: int, team_id: int) -> Any:
+        return self._say(account_id, conversation_id, f"assign team {team_id}")
+
+    async def assign_agent(self, account_id: int, conversation_id: int, agent_id: int) -> Any:
+        return self._say(account_id, conversation_id, f"assign agent {agent_id}")
+
+    async def add_labels(self, account_id: int, conversation_id: int, labels: list[str]) -> Any:
+        return self._say(account_id, conversation_id, f"add labels {', '.join(labels)}")
+
+    async def remove_labels(self, account_id: int, conversation_id: int, labels: list[str]) -> Any:
+        return self._say(account_id, conversation_id, f"remove labels {', '.join(labels)}")
+
+    async def set_custom_attributes(self, account_id: int, conversation_id: int, attributes: dict[str, Any],
+                                    *, merge: bool = True) -> Any:
+        return self._say(account_id, conversation_id, f"set attributes {attributes}")

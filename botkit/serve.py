@@ -1,0 +1,165 @@
+"""`botkit serve` and `botkit init`: assemble settings, store, bot, receiver and worker, and run uvicorn.
+
+The app is built by `app_from_env()` inside each uvicorn process (so `--workers N` works); the CLI checks
+the same settings first in its own process, so a misconfiguration stops start-up with one sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from botkit.config import ConfigError, Settings, load_settings
+from botkit.receiver import Endpoint, Receiver, create_app
+from botkit.security import Verifier
+from botkit.store import Store, store_from_url
+from botkit.worker import Worker
+
+log = logging.getLogger("botkit")
+
+DEFAULT_BOT_NAME = "default"
+
+
+@dataclass
+class Runtime:
+    """What a bot is given when the server starts: the settings, the store, and the Chatwoot client."""
+
+    settings: Settings
+    store: Store
+    chatwoot: Any  # a ChatwootClient, or a console printer in a dry run (no CHATWOOT_BASE_URL)
+
+
+def load_object(spec: str, setting: str = "BOTKIT_BOT") -> Any:
+    """`package.module:attribute` -> the object."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{setting} names module {module_name!r}, which cannot be imported ({exc}).") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigError(f"{setting} names {attribute!r}, which module {module_name!r} does not have.") from None
+
+
+def chatwoot_for(settings: Settings) -> Any:
+    """The real client, or a dry-run printer when no Chatwoot is configured."""
+    if settings.chatwoot_base_url is None:
+        from botkit.dryrun import ConsoleChatwoot
+
+        return ConsoleChatwoot()
+    if settings.chatwoot_bot_token is None:
+        raise ConfigError("CHATWOOT_BOT_TOKEN must be set to the agent bot's access token when CHATWOOT_BASE_URL is.")
+    from botkit.chatwoot import ChatwootClient
+
+    return ChatwootClient(settings.chatwoot_base_url, settings.chatwoot_bot_token,
+                          rate_per_minute=settings.chatwoot_rate_per_minute)
+
+
+def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = True) -> Starlette:
+    """The whole server for one bot (`bot`, or the one BOTKIT_BOT names)."""
+    verifier = Verifier.from_settings(settings)
+    store = store_from_url(settings.botkit_store, dedupe_ttl=settings.botkit_dedupe_ttl)
+    bot = bot if bot is not None else load_object(settings.botkit_bot)
+    if not callable(getattr(bot, "handle", None)):
+        raise ConfigError(f"BOTKIT_BOT must name an object with an async handle() method; {settings.botkit_bot} "
+                          "does not have one.")
+    chatwoot = chatwoot_for(settings)
+    if hasattr(bot, "bind"):
+        bot.bind(Runtime(settings=settings, store=store, chatwoot=chatwoot))
+    endpoints = {DEFAULT_BOT_NAME: Endpoint(DEFAULT_BOT_NAME, verifier, bot)}
+    receiver = Receiver(store, endpoints, default=DEFAULT_BOT_NAME, max_body_bytes=settings.botkit_max_body_bytes)
+    worker = None
+    if run_worker:
+        worker = Worker(store, {name: e.bot for name, e in endpoints.items()},
+                        concurrency=settings.botkit_concurrency, max_attempts=settings.botkit_max_attempts,
+                        backoff=settings.botkit_retry_backoff)
+
+    async def close_client() -> None:
+        if hasattr(chatwoot, "aclose"):
+            await chatwoot.aclose()
+
+    return create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
+                      on_shutdown=close_client)
+
+
+def app_from_env() -> Starlette:
+    """The uvicorn factory: every process builds its app from the same environment."""
+    settings = load_settings()
+    configure_logging(settings)
+    return build_app(settings, run_worker=os.environ.get("BOTKIT_RUN_WORKER", "1") == "1")
+
+
+def configure_logging(settings: Settings) -> None:
+    from botkit.logs import setup_logging
+
+    setup_logging(settings.botkit_log_level, settings.botkit_log_format)
+
+
+def serve(args: argparse.Namespace) -> int:
+    overrides = {"BOTKIT_BOT": args.bot, "BOTKIT_STORE": args.store, "BOTKIT_HOST": args.host,
+                 "BOTKIT_PORT": None if args.port is None else str(args.port)}
+    os.environ.update({k: v for k, v in overrides.items() if v is not None})
+    os.environ["BOTKIT_RUN_WORKER"] = "0" if args.no_worker else "1"
+    settings = load_settings()
+    if args.workers > 1 and settings.botkit_store.startswith(("sqlite", "memory")):
+        raise ConfigError("--workers above 1 needs a shared store: set BOTKIT_STORE to a redis:// URL.")
+    build_app(settings, run_worker=not args.no_worker)  # fail here, in one sentence, not inside uvicorn
+    configure_logging(settings)
+
+    import uvicorn
+
+    uvicorn.run(
+        "botkit.serve:app_from_env", factory=True, host=settings.botkit_host, port=settings.botkit_port,
+        workers=args.workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+        log_level=settings.botkit_log_level.lower(), timeout_graceful_shutdown=int(settings.botkit_shutdown_timeout),
+        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+    )
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    """Give a fresh checkout a webhook secret so `botkit serve` starts, and say where it goes in Chatwoot."""
+    settings = load_settings()
+    if settings.webhook_secrets or settings.botkit_basic_auth or settings.botkit_allow_unsigned:
+        return 0
+    env_file = Path(args.env_file)
+    secret = secrets.token_urlsafe(24)
+    with env_file.open("a") as handle:
+        if env_file.stat().st_size and not env_file.read_text().endswith("\n"):
+            handle.write("\n")
+        handle.write(f"CHATWOOT_WEBHOOK_SECRET={secret}\n")
+    print(
+        f"botkit: wrote a new CHATWOOT_WEBHOOK_SECRET to {env_file}, so the server checks every delivery.\n"
+        "  For a real Chatwoot, replace it with your agent bot's own secret: an administrator gets it from\n"
+        "  `botkit provision` or `botkit bots reset-secret ID` (Chatwoot 4.13+ makes the secret, not you).\n"
+        "  To try the bot locally now: botkit send \"I have a billing question\"",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser("serve", help="run the webhook receiver and the worker")
+    parser.add_argument("--bot", help="the bot to serve, module:attribute (BOTKIT_BOT)")
+    parser.add_argument("--host", help="address to listen on (BOTKIT_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (BOTKIT_PORT)")
+    parser.add_argument("--store", help="store URL (BOTKIT_STORE)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes (needs a Redis store above 1)")
+    parser.add_argument("--no-worker", action="store_true", help="receive and queue only; run `botkit worker` apart")
+    parser.add_argument("--ssl-certfile", help="serve HTTPS with this certificate")
+    parser.add_argument("--ssl-keyfile", help="the certificate's key")
+    parser.set_defaults(func=serve)
+
+    parser = subparsers.add_parser("init", help="write a webhook secret to .env when none is configured")
+    parser.add_argument("--env-file", default=".env")
+    parser.set_defaults(func=init)

@@ -1,0 +1,180 @@
+"""The worker: claims queued events and runs them through their bot.
+
+The store hands out only the head of each lane (one conversation), so one conversation's events run one at a
+time in arrival order while up to `concurrency` conversations run at once. A failing event is retried with
+exponential backoff; after `max_attempts` (or at once, for an error that says retrying cannot help) it becomes
+a dead letter and its bot's `on_dead_letter` runs, which hands the conversation to a human so no customer is
+left waiting on a broken bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from botkit import events
+from botkit.store.base import Job, Store, StoreUnavailable
+
+log = logging.getLogger("botkit.worker")
+
+LANE_SEPARATOR = "/"
+
+
+def lane_for(bot_name: str, conversation_lane: str) -> str:
+    """The store lane of one bot's view of one conversation: `<bot>/<account>:<conversation>`."""
+    return f"{bot_name}{LANE_SEPARATOR}{conversation_lane}"
+
+
+def bot_of(lane: str) -> str:
+    return lane.split(LANE_SEPARATOR, 1)[0]
+
+
+class EventHandler(Protocol):
+    """What the worker needs of a bot."""
+
+    async def handle(self, event: events.Event, job: Job) -> None: ...
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        bots: Mapping[str, EventHandler],
+        *,
+        concurrency: int = 64,
+        max_attempts: int = 3,
+        backoff: float = 1.0,
+        poll_interval: float = 0.5,
+        on_outcome: Callable[[str, Job, float], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.bots = bots
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.poll_interval = poll_interval
+        self._on_outcome = on_outcome
+        self._in_flight: dict[str, tuple[Job, asyncio.Task[None]]] = {}
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="botkit-worker")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Take no new work; give in-flight events `timeout` seconds; hand the rest back to the store."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        tasks = [task for _, task in self._in_flight.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        unfinished = [job for job, task in self._in_flight.values() if not task.done()]
+        for _, task in self._in_flight.values():
+            task.cancel()
+        if unfinished:
+            log.warning("shutdown deadline passed; handing %d unfinished events back to the queue", len(unfinished))
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release(unfinished)
+        self._in_flight.clear()
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._in_flight)
+            try:
+                jobs = await self.store.claim(free) if free > 0 else []
+                failures = 0
+            except StoreUnavailable as exc:
+                failures += 1
+                delay = min(30.0, self.poll_interval * 2**failures)
+                log.error("the store is unavailable (%s); retrying in %.1f s", exc, delay)
+                await self._sleep(delay)
+                continue
+            for job in jobs:
+                task = asyncio.create_task(self._process(job), name=f"botkit-job-{job.id}")
+                self._in_flight[job.id] = (job, task)
+                task.add_done_callback(lambda _, job_id=job.id: self._in_flight.pop(job_id, None))
+            # Claim again when an event arrives or a lane frees up (the store wakes us), or after the poll.
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        waiter = asyncio.create_task(self.store.wait(self.poll_interval))
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiter, stop):
+            task.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _process(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        extra = {"delivery_id": job.delivery_id, "lane": job.lane, "event": job.event}
+        bot = self.bots.get(bot_of(job.lane))
+        try:
+            if bot is None:
+                raise LookupError(f"no bot named {bot_of(job.lane)!r} is served here")
+            event = events.parse_json(job.body, job.delivery_id)
+            await bot.handle(event, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed(job, bot, exc, extra)
+            outcome = "failed"
+        else:
+            await self._settle(self.store.done(job), job)
+            outcome = "done"
+        if self._on_outcome is not None:
+            self._on_outcome(outcome, job, loop.time() - started)
+
+    async def _failed(self, job: Job, bot: Any, exc: Exception, extra: dict[str, Any]) -> None:
+        attempt = job.attempts + 1
+        reason = _describe(exc)
+        hopeless = getattr(exc, "transient", True) is False or isinstance(exc, events.MalformedEvent | LookupError)
+        if attempt < self.max_attempts and not hopeless:
+            delay = self.backoff * 2 ** job.attempts * random.uniform(0.5, 1.0)
+            log.warning("event failed (attempt %d of %d, retrying in %.1f s): %s",
+                        attempt, self.max_attempts, delay, reason, extra=extra)
+            await self._settle(self.store.retry_later(job, delay, reason), job)
+            return
+        log.error("event failed for good after %d attempts; it is now a dead letter: %s", attempt, reason,
+                  extra=extra, exc_info=exc)
+        await self._settle(self.store.dead_letter(job, reason), job)
+        on_dead_letter = getattr(bot, "on_dead_letter", None)
+        if on_dead_letter is not None:
+            try:
+                await on_dead_letter(events.parse_json(job.body, job.delivery_id), job, exc)
+            except Exception as fallback_exc:  # the fallback itself failed: the dead letter stays for replay
+                log.error("the dead-letter fallback failed too: %s", _describe(fallback_exc), extra=extra)
+
+    async def _settle(self, step: Any, job: Job) -> None:
+        try:
+            await step
+        except StoreUnavailable as exc:
+            # The claim stays in the store: a single-process store takes it back at the next start, a shared
+            # one after its lease, so the event runs again rather than being lost.
+            log.error("could not record the outcome of an event (%s); it will run again", exc,
+                      extra={"delivery_id": job.delivery_id})
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description safe for logs and dead letters: the type and the message, cut short."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Ready bots built from botkit's adapters."""
