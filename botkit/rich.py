@@ -38,12 +38,12 @@ class RichMessage:
 
     def _require_items(self, items: list[Any], kind: str) -> None:
         if not items:
-            raise InvalidRichMessage(f"A {self.content_type} message needs at least one {kind}.")
+            raise InvalidRichMessage(f"The {self.content_type} message needs at least one {kind}.")
         for item in items:
             if not isinstance(item, self._item_class):
                 raise InvalidRichMessage(
-                    f"Each {kind} of a {self.content_type} message must be a {self._item_class.__name__}, "
-                    f"not {type(item).__name__}."
+                    f"Each {kind} of the {self.content_type} message must be built with "
+                    f"{self._item_class.__name__}(...), not a {type(item).__name__}."
                 )
 
     _item_class: ClassVar[type]

@@ -441,8 +441,8 @@ class FakeChatwoot:
     # Queries ------------------------------------------------------------------------------------------
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
-        """The recorded requests with this method and path (a glob: `*` and `?` work)."""
-        return [r for r in self.requests if r.method == method and fnmatch.fnmatchcase(r.path, path)]
+        """The recorded requests with this method (`*`: any) and path (a glob: `*` and `?` work)."""
+        return [r for r in self.requests if method in ("*", r.method) and fnmatch.fnmatchcase(r.path, path)]
 
     def conversation(self, conversation_id: int, account_id: int | None = None) -> Conversation:
         return self.conversations[(account_id or self.account_id, conversation_id)]
