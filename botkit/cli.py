@@ -15,6 +15,7 @@ from botkit.config import ConfigError
 
 COMMAND_MODULES = [
     "botkit.serve",
+    "botkit.provision",
 ]
 
 
