@@ -1,0 +1,30 @@
+"""Run an ASGI app on a real loopback port for the length of a test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "on") -> AsyncIterator[str]:
+    """Serve `app` with uvicorn inside the running loop; yields its base URL, e.g. http://127.0.0.1:41234."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan, access_log=False,
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the server stopped before it started")
+        await asyncio.sleep(0.005)
+    bound = server.servers[0].sockets[0].getsockname()
+    try:
+        yield f"http://{host}:{bound[1]}"
+    finally:
+        server.should_exit = True
+        await task

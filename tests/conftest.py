@@ -1,0 +1,112 @@
+"""Fixtures shared by botkit's own tests. Everything runs on 127.0.0.1; nothing reaches the internet."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from botkit.security import signed_headers
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOADS = ROOT / "botkit" / "testing" / "payloads"
+SECRET = "test-secret-please-ignore"
+
+
+def load_payload(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def payload():
+    """payload("message_created") -> a fresh copy of the real-shape delivery."""
+    return lambda name: copy.deepcopy(load_payload(name))
+
+
+def message(conversation_id: int, message_id: int, text: str = "hello", **overrides: Any) -> dict[str, Any]:
+    """A contact's message_created in a pending conversation, with ids changed."""
+    body = load_payload("message_created")
+    body["id"] = message_id
+    body["content"] = text
+    body["conversation"]["id"] = conversation_id
+    body["conversation"]["messages"][0]["id"] = message_id
+    body.update(overrides)
+    return body
+
+
+def signed(body: dict[str, Any] | bytes, *, delivery_id: str | None = None, secret: str = SECRET,
+           timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = signed_headers(secret, raw, timestamp=timestamp)
+    if delivery_id:
+        headers["X-Chatwoot-Delivery"] = delivery_id
+    return raw, headers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`botkit serve` as a real subprocess, stopped or killed by its pid."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"server-{self.port}.log"
+        self.env = {**os.environ, "CHATWOOT_WEBHOOK_SECRET": SECRET, "BOTKIT_PORT": str(self.port),
+                    "PYTHONPATH": str(ROOT), **env}
+        self.cwd = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServerProcess:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "botkit.cli", "serve"], cwd=self.cwd,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"botkit serve exited at start:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"botkit serve did not start:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Any]:
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        server = ServerProcess(tmp_path, env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()

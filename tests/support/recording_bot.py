@@ -1,0 +1,26 @@
+"""A bot for tests that run the server as a subprocess: it records each handled event in a file.
+
+RECORD_FILE: where to append one JSON line per handled event; HANDLER_DELAY: seconds each event takes.
+"""
+
+import asyncio
+import json
+import os
+import time
+
+
+class RecordingBot:
+    def __init__(self) -> None:
+        self.path = os.environ.get("RECORD_FILE", "handled.jsonl")
+        self.delay = float(os.environ.get("HANDLER_DELAY", "0"))
+
+    async def handle(self, event, job) -> None:
+        started = time.time()
+        await asyncio.sleep(self.delay)
+        line = json.dumps({"message_id": event.raw.get("id"), "conversation": event.conversation_id,
+                           "delivery_id": job.delivery_id, "started": started, "pid": os.getpid()})
+        with open(self.path, "a") as handle:  # one write per line: a killed process leaves whole lines
+            handle.write(line + "\n")
+
+
+bot = RecordingBot()
