@@ -195,6 +195,7 @@ return dead_id
 HAND_BACK = """
 local prefix, lane, id, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local stream = prefix .. 'lane:' .. lane
+if redis.call('EXISTS', stream) == 0 then return 0 end
 local pending = redis.call('XPENDING', stream, 'workers', '-', '+', 1)
 if #pending == 0 or pending[1][1] ~= id .. '-0' or pending[1][2] ~= consumer then return 0 end
 redis.call('XACK', stream, 'workers', id .. '-0')
@@ -214,7 +215,8 @@ local lost = {}
 for i = 5, #ARGV, 2 do
   local lane, id = ARGV[i], ARGV[i + 1]
   local stream = prefix .. 'lane:' .. lane
-  local pending = redis.call('XPENDING', stream, 'workers', '-', '+', 1)
+  local pending = {}
+  if redis.call('EXISTS', stream) == 1 then pending = redis.call('XPENDING', stream, 'workers', '-', '+', 1) end
   if #pending == 1 and pending[1][1] == id .. '-0' and pending[1][2] == consumer then
     redis.call('XCLAIM', stream, 'workers', consumer, 0, id .. '-0', 'JUSTID')
     redis.call('ZADD', prefix .. 'ready', 'XX', now + lease_ms / 1000, lane)

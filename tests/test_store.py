@@ -1,0 +1,510 @@
+"""The store's promises (botkit/store/base.py), checked against every backend, then each backend's own.
+
+Every backend gets the same injected clock, so not-before times, ages and failure times are exact. Only what
+runs on Redis's own clock (the dedupe TTL and the lease) needs real time to pass: those tests sleep past a
+short TTL or lease, and assert only what must hold once that much time has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botkit.store.base import Job, QueueStats, Store, StoreUnavailable
+from botkit.store.memory import MemoryStore
+from botkit.store.sqlite import SQLiteStore
+from botkit.testing.redis_server import RedisServer, free_port, skip_unless_redis_server
+
+BACKENDS = ["memory", "sqlite", "redis"]
+T0 = 1_700_000_000.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+MakeStore = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    skip_unless_redis_server()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def redis_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("redis_server").url if backend == "redis" else None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_store(backend: str, clock: FakeClock, tmp_path: Path, redis_url: str | None) -> AsyncIterator[MakeStore]:
+    """Open a store of this test's backend; every store made here shares one database (file, or Redis prefix)."""
+    opened: list[Store] = []
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"  # one Redis serves the module: each test has its own keys
+
+    async def make(**options: Any) -> Store:
+        options.setdefault("clock", clock)
+        store: Store
+        if backend == "memory":
+            store = MemoryStore(**options)
+        elif backend == "sqlite":
+            store = SQLiteStore(str(tmp_path / "store.db"), **options)
+        else:
+            from botkit.store.redis import RedisStore
+
+            assert redis_url is not None
+            store = RedisStore(redis_url, prefix=prefix, **options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in reversed(opened):
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: MakeStore) -> Store:
+    return await make_store()
+
+
+async def put(store: Store, key: str, lane: str = "1:10", *, extra_keys: tuple[str, ...] = (),
+              delivery_id: str | None = None) -> bool:
+    return await store.enqueue(keys=[key, *extra_keys], lane=lane, event="message_created",
+                               body=f'{{"key": "{key}"}}'.encode(), delivery_id=delivery_id)
+
+
+def keys(jobs: list[Job]) -> set[str]:
+    return {job.key for job in jobs}
+
+
+# enqueue and dedupe ---------------------------------------------------------------------------------------
+async def test_enqueued_event_is_claimed_as_it_was_received(store: Store, clock: FakeClock) -> None:
+    body = b'{"content": "hello \xc3\xa9", "raw": "\x00\xff"}'
+    assert await store.enqueue(keys=["k1", "alt1"], lane="3:77", event="message_created", body=body,
+                               delivery_id="d-1")
+    [job] = await store.claim(10)
+    assert (job.key, job.lane, job.event, job.body, job.delivery_id) == ("k1", "3:77", "message_created", body, "d-1")
+    assert job.attempts == 0
+    assert job.enqueued_at == pytest.approx(T0)
+    assert await put(store, "k2", "3:78")  # no delivery id
+    [job2] = await store.claim(10)
+    assert job2.delivery_id is None and job2.id != job.id
+
+
+async def test_any_known_key_refuses_the_event_and_remembers_nothing(store: Store) -> None:
+    assert await put(store, "a", extra_keys=("shared",))
+    assert not await put(store, "a")  # its identity again
+    assert not await put(store, "b", "1:11", extra_keys=("shared",))  # a new identity, but one known key
+    assert (await store.stats()).waiting == 1
+    assert keys(await store.claim(10)) == {"a"}
+    assert await put(store, "b", "1:11")  # the refused event's keys were not set
+    assert keys(await store.claim(10)) == {"b"}
+
+
+async def test_dedupe_keys_expire_after_the_ttl(make_store: MakeStore, clock: FakeClock, backend: str) -> None:
+    store = await make_store(dedupe_ttl=1.0)
+    assert await put(store, "a")
+    assert not await put(store, "a")
+    clock.advance(1.5)
+    if backend == "redis":
+        await asyncio.sleep(1.5)  # Redis expires keys on its own clock
+    assert await put(store, "a")
+    assert (await store.stats()).waiting == 2
+
+
+# lanes: heads only, one at a time, arrival order, lanes in parallel ---------------------------------------
+async def test_claim_gives_only_lane_heads_and_never_two_of_one_lane(store: Store) -> None:
+    for key, lane in [("a1", "A"), ("a2", "A"), ("b1", "B"), ("a3", "A"), ("c1", "C")]:
+        assert await put(store, key, lane)
+    first = await store.claim(10)
+    assert keys(first) == {"a1", "b1", "c1"}
+    assert len({job.lane for job in first}) == 3
+    assert await store.claim(10) == []  # every lane has its head in flight
+    assert (await store.stats()).in_flight == 3
+
+
+async def test_claim_respects_its_limit_and_the_rest_stays_claimable(store: Store) -> None:
+    for lane in "ABC":
+        assert await put(store, f"{lane}1", lane)
+    two = await store.claim(2)
+    assert len(two) == 2 and len({job.lane for job in two}) == 2
+    rest = await store.claim(2)
+    assert len(rest) == 1 and rest[0].lane not in {job.lane for job in two}
+    assert await store.claim(0) == []
+
+
+async def test_each_lane_runs_in_arrival_order_while_lanes_interleave(store: Store) -> None:
+    sent = {"A": ["a1", "a2", "a3", "a4"], "B": ["b1", "b2"], "C": ["c1", "c2", "c3"]}
+    for i in range(4):
+        for lane, lane_keys in sent.items():
+            if i < len(lane_keys):
+                assert await put(store, lane_keys[i], lane)
+    ran: dict[str, list[str]] = {lane: [] for lane in sent}
+    rounds = 0
+    while jobs := await store.claim(10):
+        rounds += 1
+        assert len({job.lane for job in jobs}) == len(jobs)
+        for job in jobs:
+            ran[job.lane].append(job.key)
+            await store.done(job)
+    assert ran == sent
+    assert rounds == 4  # each round ran every lane that had work: lanes go in parallel
+
+
+async def test_done_frees_the_lane_for_its_next_event(store: Store) -> None:
+    assert await put(store, "a1", "A")
+    assert await put(store, "a2", "A")
+    [a1] = await store.claim(10)
+    assert await store.claim(10) == []
+    await store.done(a1)
+    assert keys(await store.claim(10)) == {"a2"}
+
+
+async def test_an_emptied_lane_takes_new_events(store: Store) -> None:
+    assert await put(store, "a1", "A")
+    [a1] = await store.claim(10)
+    await store.done(a1)
+    assert await store.claim(10) == []
+    assert await put(store, "a2", "A")
+    assert keys(await store.claim(10)) == {"a2"}
+
+
+# retry_later, dead_letter, release ------------------------------------------------------------------------
+async def test_retry_later_counts_an_attempt_and_keeps_the_head_until_the_delay_passes(
+    store: Store, clock: FakeClock
+) -> None:
+    assert await put(store, "a1", "A")
+    assert await put(store, "a2", "A")
+    [a1] = await store.claim(10)
+    await store.retry_later(a1, 10.0, "handler failed")
+    assert await put(store, "b1", "B")
+    assert keys(await store.claim(10)) == {"b1"}  # a2 waits behind its retrying head; other lanes go on
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight) == (2, 1)
+    clock.advance(9.0)
+    assert await store.claim(10) == []
+    clock.advance(1.0)
+    [again] = await store.claim(10)
+    assert (again.id, again.key, again.body, again.attempts) == (a1.id, "a1", a1.body, 1)
+    await store.retry_later(again, 0.0, "failed again")
+    [third] = await store.claim(10)
+    assert (third.key, third.attempts) == ("a1", 2)
+    await store.done(third)
+    assert keys(await store.claim(10)) == {"a2"}
+
+
+async def test_dead_letter_moves_the_job_out_and_the_lane_goes_on(store: Store, clock: FakeClock) -> None:
+    assert await put(store, "a1", "A", delivery_id="d-1")
+    assert await put(store, "a2", "A")
+    [a1] = await store.claim(10)
+    await store.retry_later(a1, 0.0, "first failure")
+    [a1] = await store.claim(10)
+    clock.advance(3.0)
+    await store.dead_letter(a1, "second failure")
+    assert keys(await store.claim(10)) == {"a2"}
+    [dead] = await store.dead_letters()
+    assert (dead.key, dead.lane, dead.event, dead.body, dead.delivery_id) == (
+        "a1", "A", "message_created", a1.body, "d-1")
+    assert (dead.attempts, dead.error) == (2, "second failure")
+    assert dead.failed_at == pytest.approx(T0 + 3.0)
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight, stats.dead_letters) == (0, 1, 1)
+
+
+async def test_release_hands_back_without_counting_an_attempt(store: Store) -> None:
+    assert await put(store, "a1", "A")
+    assert await put(store, "b1", "B")
+    jobs = await store.claim(10)
+    await store.release(jobs)
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight) == (2, 0)
+    again = await store.claim(10)
+    assert sorted((j.id, j.key, j.attempts) for j in again) == sorted((j.id, j.key, 0) for j in jobs)
+
+
+# stats ------------------------------------------------------------------------------------------------------
+async def test_stats_count_waiting_in_flight_age_and_dead_letters(store: Store, clock: FakeClock) -> None:
+    assert await store.stats() == QueueStats(waiting=0, in_flight=0, oldest_age=0.0, dead_letters=0)
+    assert await put(store, "a1", "A")
+    clock.advance(2.0)
+    assert await put(store, "a2", "A")
+    assert await put(store, "b1", "B")
+    clock.advance(5.0)
+    [a1] = await store.claim(1)
+    assert a1.key == "a1"
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight, stats.dead_letters) == (2, 1, 0)
+    assert stats.oldest_age == pytest.approx(7.0)
+    await store.dead_letter(a1, "boom")
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight, stats.dead_letters) == (2, 0, 1)
+    assert stats.oldest_age == pytest.approx(5.0)
+
+
+# dead letters: list, replay, drop ---------------------------------------------------------------------------
+async def dead_letter_all(store: Store, *pairs: tuple[str, str]) -> None:
+    for key, lane in pairs:
+        assert await put(store, key, lane)
+    for job in await store.claim(10):
+        await store.dead_letter(job, f"failed {job.key}")
+
+
+async def test_dead_letters_are_listed_oldest_first_up_to_the_limit(store: Store) -> None:
+    await dead_letter_all(store, ("a1", "A"))
+    await dead_letter_all(store, ("b1", "B"))
+    await dead_letter_all(store, ("c1", "C"))
+    assert [d.key for d in await store.dead_letters()] == ["a1", "b1", "c1"]
+    assert [d.key for d in await store.dead_letters(limit=2)] == ["a1", "b1"]
+    assert len({d.id for d in await store.dead_letters()}) == 3
+
+
+async def test_replay_requeues_a_dead_letter_bypassing_dedupe(store: Store) -> None:
+    await dead_letter_all(store, ("a1", "A"))
+    [dead] = await store.dead_letters()
+    assert not await put(store, "a1", "A")  # still a duplicate for the receiver
+    assert await store.replay(dead.id)
+    assert await store.dead_letters() == []
+    [job] = await store.claim(10)
+    assert (job.key, job.lane, job.body, job.attempts) == ("a1", "A", dead.body, 0)
+    assert not await store.replay(dead.id)  # already replayed
+    assert not await store.replay("999999")
+    assert not await store.replay("not-an-id")
+    assert (await store.stats()).dead_letters == 0
+
+
+async def test_drop_deletes_a_dead_letter(store: Store) -> None:
+    await dead_letter_all(store, ("a1", "A"), ("b1", "B"))
+    dead = {d.key: d for d in await store.dead_letters()}
+    assert await store.drop(dead["a1"].id)
+    assert [d.key for d in await store.dead_letters()] == ["b1"]
+    assert not await store.drop(dead["a1"].id)
+    assert not await store.drop("999999")
+    assert not await store.drop("not-an-id")
+    assert (await store.stats()).dead_letters == 1
+    assert await store.claim(10) == []  # dropping queues nothing
+
+
+# per-conversation state ---------------------------------------------------------------------------------
+async def test_state_is_kept_per_lane_as_copies(store: Store) -> None:
+    assert await store.get_state("A") == {}
+    given = {"step": "ask_email", "tries": [1]}
+    await store.set_state("A", given)
+    await store.set_state("B", {"other": True})
+    given["tries"].append(2)  # changing what was given changes nothing stored
+    got = await store.get_state("A")
+    assert got == {"step": "ask_email", "tries": [1]}
+    got["step"] = "changed"  # nor does changing what was read
+    assert await store.get_state("A") == {"step": "ask_email", "tries": [1]}
+    await store.set_state("A", {"step": "done"})
+    assert await store.get_state("A") == {"step": "done"}
+    await store.clear_state("A")
+    assert await store.get_state("A") == {}
+    assert await store.get_state("B") == {"other": True}
+
+
+# the action journal ---------------------------------------------------------------------------------------
+async def test_journal_records_steps_and_done_clears_it(store: Store) -> None:
+    assert await put(store, "a1", "A")
+    [job] = await store.claim(10)
+    assert await store.journal("a1") == {}
+    await store.record("a1", 0, {"message_id": 5})
+    await store.record("a1", 1, None)
+    await store.record("a1", 1, "replaced")
+    await store.record("other", 0, 1)
+    assert await store.journal("a1") == {0: {"message_id": 5}, 1: "replaced"}
+    await store.retry_later(job, 0.0, "failed after step 1")
+    assert await store.journal("a1") == {0: {"message_id": 5}, 1: "replaced"}  # a retry skips what was done
+    [job] = await store.claim(10)
+    await store.done(job)
+    assert await store.journal("a1") == {}
+    assert await store.journal("other") == {0: 1}
+
+
+async def test_journal_survives_dead_letter_and_replay_until_done_or_drop(store: Store) -> None:
+    assert await put(store, "a1", "A")
+    assert await put(store, "b1", "B")
+    for job in await store.claim(10):
+        await store.record(job.key, 0, "sent")
+        await store.dead_letter(job, "failed after step 0")
+    dead = {d.key: d for d in await store.dead_letters()}
+    assert await store.journal("a1") == {0: "sent"}
+    assert await store.replay(dead["a1"].id)
+    assert await store.journal("a1") == {0: "sent"}
+    [job] = await store.claim(10)
+    await store.done(job)
+    assert await store.journal("a1") == {}
+    assert await store.drop(dead["b1"].id)
+    assert await store.journal("b1") == {}
+
+
+# wait -------------------------------------------------------------------------------------------------------
+async def test_wait_returns_when_an_event_arrives(store: Store) -> None:
+    await store.wait(0)  # settle: after this, a wait sees anything enqueued
+    waiter = asyncio.create_task(store.wait(60))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    assert await put(store, "a1")
+    await asyncio.wait_for(waiter, 10)  # far below its own 60 s timeout: it was woken
+
+
+async def test_wait_returns_after_its_timeout_with_no_work(store: Store) -> None:
+    await store.wait(0)
+    await asyncio.wait_for(store.wait(0.05), 10)
+
+
+# SQLite -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_survives_reopen_and_takes_back_claims_of_the_previous_run(make_store: MakeStore) -> None:
+    first = await make_store()
+    assert await put(first, "a1", "A")
+    assert await put(first, "a2", "A")
+    assert await put(first, "b1", "B")
+    claimed = await first.claim(10)
+    assert keys(claimed) == {"a1", "b1"}
+    await first.set_state("A", {"x": 1})
+    await first.record("a1", 0, "sent")
+    await first.close()  # the "crash": claims never finished
+
+    second = await make_store()
+    assert not await put(second, "a1", "A")  # dedupe keys survived
+    again = await second.claim(10)
+    assert sorted((j.id, j.key, j.attempts) for j in again) == sorted((j.id, j.key, 0) for j in claimed)
+    assert await second.get_state("A") == {"x": 1}
+    assert await second.journal("a1") == {0: "sent"}
+    stats = await second.stats()
+    assert (stats.waiting, stats.in_flight) == (1, 2)
+
+
+# Redis ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_redis_claim_of_a_dead_worker_is_taken_over_after_the_lease(make_store: MakeStore) -> None:
+    lease = 1.0
+    survivor = await make_store(lease=lease, clock=time.time)
+    assert await put(survivor, "a1", "A")
+    assert await put(survivor, "a2", "A")
+    assert await put(survivor, "b1", "B")
+    doomed = await make_store(lease=lease, clock=time.time)
+    [held] = await doomed.claim(1)
+    assert held.key == "a1"
+    [b1] = await survivor.claim(10)
+    assert b1.key == "b1"  # lane A is held: neither a1 nor a2
+    await survivor.done(b1)
+    await asyncio.sleep(lease + 0.2)
+    [taken] = await survivor.claim(10)
+    assert (taken.id, taken.key, taken.attempts) == (held.id, "a1", 0)
+
+    # the doomed worker wakes up late: it has lost the job and can no longer hand it back
+    assert await doomed.heartbeat([held]) == [held]
+    await doomed.retry_later(held, 0.0, "late")
+    assert await survivor.claim(10) == []
+    await survivor.done(taken)
+    assert keys(await survivor.claim(10)) == {"a2"}
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_redis_heartbeat_restarts_the_lease(make_store: MakeStore) -> None:
+    lease = 1.0
+    worker = await make_store(lease=lease, clock=time.time)
+    other = await make_store(lease=lease, clock=time.time)
+    assert await put(worker, "a1", "A")
+    [job] = await worker.claim(1)
+    await asyncio.sleep(lease + 0.2)  # without a heartbeat, `other` could take it now
+    assert await worker.heartbeat([job]) == []
+    assert await other.claim(10) == []
+    await worker.done(job)
+    assert await worker.heartbeat([job]) == [job]
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_redis_lane_held_by_a_live_worker_is_skipped_even_when_clocks_disagree(
+    make_store: MakeStore, clock: FakeClock
+) -> None:
+    worker = await make_store()
+    other = await make_store()
+    assert await put(worker, "a1", "A")
+    assert await put(worker, "a2", "A")
+    [a1] = await worker.claim(1)
+    assert a1.key == "a1"
+    clock.advance(60)
+    assert await put(worker, "b1", "B")  # lane B is due after lane A's lease check, so A is looked at first
+    clock.advance(3600)  # this host's clock says the lease ran out; Redis's clock says the holder is alive
+    assert keys(await other.claim(1)) == {"b1"}
+    assert await other.claim(10) == []
+
+
+async def test_redis_keeps_acked_events_across_a_server_restart(tmp_path: Path) -> None:
+    skip_unless_redis_server()
+    from botkit.store.redis import RedisStore
+
+    with RedisServer(tmp_path / "redis") as server:
+        store = RedisStore(server.url)
+        await store.open()
+        await dead_letter_all(store, ("c1", "C"))
+        assert await put(store, "a1", "A")
+        assert await put(store, "a2", "A")
+        assert await put(store, "b1", "B")
+        await store.set_state("A", {"x": 1})
+        await store.close()
+
+        server.restart()
+
+        store = RedisStore(server.url)
+        await store.open()
+        try:
+            assert not await put(store, "a1", "A")  # dedupe keys are back
+            assert keys(await store.claim(10)) == {"a1", "b1"}
+            assert [d.key for d in await store.dead_letters()] == ["c1"]
+            assert await store.get_state("A") == {"x": 1}
+            assert await put(store, "d1", "D")  # ids go on from where they were
+        finally:
+            await store.close()
+
+
+async def test_redis_prefixes_keep_bots_apart(redis_server: RedisServer) -> None:
+    from botkit.store.redis import RedisStore
+
+    one = RedisStore(redis_server.url, prefix=f"one-{uuid.uuid4().hex[:6]}:")
+    two = RedisStore(redis_server.url + f"?prefix=two-{uuid.uuid4().hex[:6]}:")
+    async with one, two:
+        assert await put(one, "a1", "A")
+        assert await put(two, "a1", "A")  # same key, other bot
+        assert keys(await one.claim(10)) == {"a1"}
+        assert (await two.stats()).waiting == 1
+
+
+async def test_redis_unreachable_raises_store_unavailable_without_the_password() -> None:
+    skip_unless_redis_server()
+    from botkit.store.redis import RedisStore
+
+    store = RedisStore(f"redis://:hunter2secret@127.0.0.1:{free_port()}/0")  # nothing listens there
+    async with store:
+        for call in (store.ping(), put(store, "a1"), store.claim(1), store.stats(), store.get_state("A")):
+            with pytest.raises(StoreUnavailable) as caught:
+                await call
+            assert "hunter2secret" not in str(caught.value)
