@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     chatwoot_platform_token: SecretStr | None = None
     chatwoot_webhook_secret: SecretStr | None = None  # comma-separated: several secrets during a rotation
     chatwoot_rate_per_minute: int = Field(2400, ge=1)
+    chatwoot_timeout: float = Field(10.0, gt=0)  # seconds to wait for one answer
+    chatwoot_retry_deadline: float = Field(30.0, gt=0)  # seconds to keep retrying one request
 
     # Receiver
     botkit_allow_unsigned: bool = False

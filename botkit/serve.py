@@ -7,6 +7,7 @@ the same settings first in its own process, so a misconfiguration stops start-up
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import os
@@ -61,8 +62,8 @@ def chatwoot_for(settings: Settings) -> Any:
         raise ConfigError("CHATWOOT_BOT_TOKEN must be set to the agent bot's access token when CHATWOOT_BASE_URL is.")
     from botkit.chatwoot import ChatwootClient
 
-    return ChatwootClient(settings.chatwoot_base_url, settings.chatwoot_bot_token,
-                          rate_per_minute=settings.chatwoot_rate_per_minute)
+    return ChatwootClient.from_settings(settings, timeout=settings.chatwoot_timeout,
+                                        deadline=settings.chatwoot_retry_deadline)
 
 
 def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = True) -> Starlette:
@@ -92,6 +93,19 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
                       on_shutdown=close_client)
 
 
+async def preflight(app: Starlette) -> None:
+    """Start and stop the bots once in the CLI's own process, so a bad setting is one sentence, not a traceback."""
+    for endpoint in app.state.receiver.endpoints.values():
+        bot = endpoint.bot
+        if hasattr(bot, "startup"):
+            await bot.startup()
+        if hasattr(bot, "shutdown"):
+            await bot.shutdown()
+    chatwoot = getattr(getattr(bot, "runtime", None), "chatwoot", None)
+    if hasattr(chatwoot, "aclose"):
+        await chatwoot.aclose()
+
+
 def app_from_env() -> Starlette:
     """The uvicorn factory: every process builds its app from the same environment."""
     settings = load_settings()
@@ -113,8 +127,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.workers > 1 and settings.botkit_store.startswith(("sqlite", "memory")):
         raise ConfigError("--workers above 1 needs a shared store: set BOTKIT_STORE to a redis:// URL.")
-    build_app(settings, run_worker=not args.no_worker)  # fail here, in one sentence, not inside uvicorn
     configure_logging(settings)
+    asyncio.run(preflight(build_app(settings, run_worker=not args.no_worker)))
 
     import uvicorn
 
