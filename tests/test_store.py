@@ -127,6 +127,16 @@ async def test_any_known_key_refuses_the_event_and_remembers_nothing(store: Stor
     assert keys(await store.claim(10)) == {"b"}
 
 
+async def test_concurrent_duplicates_are_queued_once(make_store: MakeStore, backend: str) -> None:
+    stores = [await make_store()]
+    if backend == "redis":
+        stores.append(await make_store())  # two receivers on two hosts
+    results = await asyncio.gather(*(put(stores[i % len(stores)], "same", extra_keys=(f"alt{i}",))
+                                     for i in range(20)))
+    assert sum(results) == 1
+    assert (await stores[0].stats()).waiting == 1
+
+
 async def test_dedupe_keys_expire_after_the_ttl(make_store: MakeStore, clock: FakeClock, backend: str) -> None:
     store = await make_store(dedupe_ttl=1.0)
     assert await put(store, "a")
@@ -456,6 +466,16 @@ async def test_redis_lane_held_by_a_live_worker_is_skipped_even_when_clocks_disa
     clock.advance(3600)  # this host's clock says the lease ran out; Redis's clock says the holder is alive
     assert keys(await other.claim(1)) == {"b1"}
     assert await other.claim(10) == []
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_redis_wait_wakes_when_a_retry_comes_due(make_store: MakeStore) -> None:
+    worker = await make_store()
+    assert await put(worker, "a1", "A")
+    [job] = await worker.claim(1)
+    await worker.retry_later(job, 0.3, "try again soon")
+    waiter = await make_store()  # subscribes in its first wait, after the retry's own wake-up message
+    await asyncio.wait_for(waiter.wait(60), 10)  # woken by the due time, not its 60 s timeout
 
 
 async def test_redis_keeps_acked_events_across_a_server_restart(tmp_path: Path) -> None:
