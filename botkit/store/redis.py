@@ -56,7 +56,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -301,7 +301,7 @@ class RedisStore(Store):
             return
         self._redis = aioredis.from_url(
             self._client_url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=2),
+            retry=Retry(EqualJitterBackoff(cap=0.2, base=0.01), retries=2),
         )
         for name, source in (("enqueue", ENQUEUE), ("claim", CLAIM), ("done", DONE), ("dead_letter", DEAD_LETTER),
                              ("hand_back", HAND_BACK), ("heartbeat", HEARTBEAT), ("replay", REPLAY),
