@@ -64,6 +64,7 @@ class Store(ABC):
     """See the module docstring for the promises every backend keeps."""
 
     url: str = ""
+    lease: float | None = None  # seconds a claim is held without a heartbeat (shared stores); None: until open
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Connect, create what is missing, and take back claims a previous run left (single-process stores)."""
@@ -112,6 +113,14 @@ class Store(ABC):
     @abstractmethod
     async def release(self, jobs: Sequence[Job]) -> None:
         """Hand claimed jobs back untouched (no attempt counted), e.g. on shutdown."""
+
+    async def heartbeat(self, jobs: Sequence[Job]) -> list[Job]:
+        """Keep the claims of jobs whose handlers still run; returns the jobs no longer held.
+
+        Only a shared store with a lease (`lease` seconds) needs it; single-process stores hold claims until
+        the next `open`, so the default does nothing.
+        """
+        return []
 
     @abstractmethod
     async def stats(self) -> QueueStats: ...
