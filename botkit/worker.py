@@ -132,7 +132,7 @@ class Worker:
             if bot is None:
                 raise LookupError(f"no bot named {bot_of(job.lane)!r} is served here")
             event = events.parse_json(job.body, job.delivery_id)
-            await bot.handle(event, job)
+            await self._handle(bot, event, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -143,6 +143,29 @@ class Worker:
             outcome = "done"
         if self._on_outcome is not None:
             self._on_outcome(outcome, job, loop.time() - started)
+
+    async def _handle(self, bot: EventHandler, event: events.Event, job: Job) -> None:
+        """Run the bot; with a shared store, renew the claim every lease/3 so a live worker never loses it."""
+        if not self.store.lease:
+            return await bot.handle(event, job)
+        keeper = asyncio.create_task(self._keep_lease(job, self.store.lease / 3))
+        try:
+            await bot.handle(event, job)
+        finally:
+            keeper.cancel()
+
+    async def _keep_lease(self, job: Job, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                lost = await self.store.heartbeat([job])
+            except StoreUnavailable as exc:  # keep handling: the next beat may get through within the lease
+                log.warning("could not renew the claim of an event (%s)", exc, extra={"delivery_id": job.delivery_id})
+                continue
+            if lost:
+                log.warning("an event's lease ran out and another worker took it over; it may run twice",
+                            extra={"delivery_id": job.delivery_id, "lane": job.lane})
+                return
 
     async def _failed(self, job: Job, bot: Any, exc: Exception, extra: dict[str, Any]) -> None:
         attempt = job.attempts + 1
