@@ -528,3 +528,14 @@ async def test_redis_unreachable_raises_store_unavailable_without_the_password()
             with pytest.raises(StoreUnavailable) as caught:
                 await call
             assert "hunter2secret" not in str(caught.value)
+
+
+async def test_redis_wait_sits_out_an_outage_and_claim_reports_it() -> None:
+    skip_unless_redis_server()
+    from botkit.store.redis import RedisStore
+
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    async with store:
+        await asyncio.wait_for(store.wait(0.2), 10)  # no exception: the worker backs off on claim alone
+        with pytest.raises(StoreUnavailable):
+            await store.claim(1)

@@ -44,6 +44,7 @@ itself (not of botkit) can lose up to a second of acked events; `appendfsync alw
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -368,8 +369,16 @@ class RedisStore(Store):
                                                   round(self.lease * 1000), *pairs)}
         return [job for job in jobs if job.id in lost]
 
-    @_unavailable_on_redis_errors
     async def wait(self, timeout: float) -> None:
+        """A Redis that does not answer is no error here: sit out the timeout and let `claim` report it, so a
+        worker backs off in one place and never spins on a broken subscription."""
+        try:
+            await self._wait(timeout)
+        except StoreUnavailable:
+            await asyncio.sleep(timeout)
+
+    @_unavailable_on_redis_errors
+    async def _wait(self, timeout: float) -> None:
         pubsub = await self._subscription()
         deadline = time.monotonic() + min(timeout, await self._until_next_due())
         try:
