@@ -1,0 +1,543 @@
+"""OpenAIHandler: answer the contact with a model behind any OpenAI-compatible API (OpenAI, vLLM, Ollama, ...).
+
+    Bot("assistant", [KeywordRouter(rules), OpenAIHandler(system_prompt="You help {contact_name}.")])
+
+- Memory: a bot token cannot read a conversation's history from Chatwoot, so the handler keeps the transcript
+  (the contact's messages and its own replies) in the conversation's state, trimmed to a turn and size budget.
+  botkit saves the state after the chain and clears it when the conversation is resolved.
+- Tools: the model may hand off, assign a team, add labels and resolve; users add typed Python functions.
+- Failure: ONE retry layer, the SDK's own (`max_retries`): it knows which statuses are worth retrying and
+  honours the provider's retry-after. When the model still fails, the contact gets a short message and the
+  conversation goes to a human with a private note saying why. Model failures are never raised: the worker
+  would retry the event and the contact would read the apology twice.
+- Guard rails: a cap on model calls and tokens per conversation; reaching it hands off.
+- Logs: outcomes, timings and error kinds only; prompts, keys and messages only at debug level (or never).
+
+Settings are constructor arguments, with environment fallbacks (OPENAI_MODEL, OPENAI_SYSTEM_PROMPT, ...).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import json
+import logging
+import string
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+import openai
+from pydantic import Field, SecretStr, ValidationError, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from botkit.bot import Bot, Handler
+from botkit.config import ConfigError
+from botkit.context import ActionRefused, Context
+
+log = logging.getLogger("botkit.openai")
+
+DEFAULT_PROMPT = ("You are the support assistant of {inbox}. Answer briefly and politely in the contact's language. "
+                  "When you cannot help, or the contact asks for a person, call handoff_to_human.")
+BUILTIN_TOOLS = ("handoff_to_human", "assign_team", "add_labels", "resolve_conversation")
+
+
+class OpenAISettings(BaseSettings):
+    """The environment fallbacks of OpenAIHandler's arguments (OPENAI_<NAME>)."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_", env_file=".env", extra="ignore")
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None  # any OpenAI-compatible server, e.g. http://localhost:11434/v1 (Ollama)
+    model: str = "gpt-4o-mini"
+    api: Literal["chat", "responses"] = "chat"
+    system_prompt: str | None = None  # a format template: {contact_name}, {inbox}, {channel}, {attributes[plan]}
+    system_prompt_file: Path | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_output_tokens: int | None = Field(500, ge=1)
+    timeout: float = Field(20.0, gt=0)  # seconds per attempt (the SDK's own default is 600)
+    max_retries: int = Field(2, ge=0)  # the SDK's retries: the only retry layer
+    history_turns: int = Field(20, ge=1)  # messages (the contact's and the bot's) kept as memory
+    history_chars: int = Field(8000, ge=100)  # characters kept as memory
+    max_tool_rounds: int = Field(4, ge=0)  # model calls that may follow tool calls, per contact message
+    max_calls_per_conversation: int = Field(40, ge=1)
+    max_tokens_per_conversation: int = Field(60000, ge=1)
+    fallback_message: str = "Sorry, I can't answer right now. A member of our team will get back to you shortly."
+    handoff_message: str = "I'm handing you over to a member of our team."
+
+
+# tools --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Tool:
+    """A function the model may call: a name, a description, a JSON schema, and how to run it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[[Context, dict[str, Any]], Awaitable[Any]]
+    ends_turn: bool = False  # after it, the bot says no more (a hand-off, a resolve)
+
+    @classmethod
+    def from_function(cls, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
+                      ends_turn: bool = False) -> Tool:
+        """A tool from a typed function (sync or async); a parameter typed Context (or named ctx) gets the Context."""
+        hints = get_type_hints(fn, localns={"Context": Context})
+        summary, documented = _docstring(fn)
+        fields: dict[str, Any] = {}
+        context_arg = None
+        for arg, param in inspect.signature(fn).parameters.items():
+            if hints.get(arg) is Context or arg == "ctx":
+                context_arg = arg
+                continue
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[arg] = (hints.get(arg, str), Field(default, description=documented.get(arg)))
+        arguments = create_model(f"{fn.__name__}_arguments", **fields)
+        schema = _without_titles(arguments.model_json_schema())
+
+        async def run(ctx: Context, raw: dict[str, Any]) -> Any:
+            values = dict(arguments.model_validate(raw))
+            if context_arg is not None:
+                values[context_arg] = ctx
+            result = fn(**values)
+            return await result if inspect.isawaitable(result) else result
+
+        return cls(name or fn.__name__, description or summary or fn.__name__, schema, run, ends_turn)
+
+
+def _docstring(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
+    """The first paragraph, and `name: text` lines under an Args: section."""
+    doc = inspect.getdoc(fn) or ""
+    summary = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+    documented: dict[str, str] = {}
+    in_args = False
+    for line in doc.splitlines():
+        if line.strip() in ("Args:", "Arguments:", "Parameters:"):
+            in_args = True
+        elif in_args and ":" in line and line.startswith((" ", "\t")):
+            arg, _, text = line.strip().partition(":")
+            documented[arg.split(" ")[0].strip()] = text.strip()
+        elif in_args and line.strip() and not line.startswith((" ", "\t")):
+            in_args = False
+    return summary, documented
+
+
+def _without_titles(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_titles(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [_without_titles(v) for v in schema]
+    return schema
+
+
+@dataclass
+class _Turn:
+    """What happened while answering one contact message (read by the built-in tools)."""
+
+    replied: bool = False
+    ended: bool = False
+
+
+_turn: contextvars.ContextVar[_Turn] = contextvars.ContextVar("botkit_openai_turn")
+
+
+@dataclass
+class _Call:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class _Answer:
+    text: str
+    calls: list[_Call]
+    tokens: int
+    items: list[dict[str, Any]] = field(default_factory=list)  # what to send back before the tool results
+
+
+class ModelFailure(Exception):
+    """Why the model gave no answer, in one sentence for the agents' note (never a key or a message)."""
+
+    def __init__(self, kind: str, sentence: str) -> None:
+        super().__init__(sentence)
+        self.kind = kind
+        self.sentence = sentence
+
+
+# the handler --------------------------------------------------------------------------------------------
+
+class OpenAIHandler(Handler):
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        system_prompt_file: str | Path | None = None,
+        api: Literal["chat", "responses"] | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        temperature: float | None = None,
+        max_output_tokens: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        tools: Iterable[Callable[..., Any] | Tool] = (),
+        builtin_tools: Iterable[str] = BUILTIN_TOOLS,
+        teams: Sequence[str] | None = None,
+        typing: bool = True,
+        client: openai.AsyncOpenAI | None = None,
+        env_file: str | None = ".env",
+        **limits: Any,
+    ) -> None:
+        given = {"model": model, "system_prompt": system_prompt, "system_prompt_file": system_prompt_file,
+                 "api": api, "api_key": api_key, "base_url": base_url, "temperature": temperature,
+                 "max_output_tokens": max_output_tokens, "timeout": timeout, "max_retries": max_retries, **limits}
+        try:
+            self.settings = OpenAISettings(_env_file=env_file, **{k: v for k, v in given.items() if v is not None})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = "OPENAI_" + str(error["loc"][0]).upper() if error["loc"] else "an OpenAI setting"
+            raise ConfigError(f"{name} {error['msg'][0].lower() + error['msg'][1:]}.") from None
+        unknown = set(builtin_tools) - set(BUILTIN_TOOLS)
+        if unknown:
+            raise ValueError(f"no built-in tool named {', '.join(sorted(unknown))}; "
+                             f"they are {', '.join(BUILTIN_TOOLS)}")
+        self.template = self._read_prompt()
+        self.teams = list(teams) if teams is not None else None
+        self.typing = typing
+        self.client = client
+        self._own_client = client is None
+        self._builtin = list(builtin_tools)
+        self._user_tools = [t if isinstance(t, Tool) else Tool.from_function(t) for t in tools]
+        self.tools: dict[str, Tool] = {}
+        self._build_tools()
+
+    def _read_prompt(self) -> str:
+        settings = self.settings
+        if settings.system_prompt is not None:
+            template = settings.system_prompt
+        elif settings.system_prompt_file is not None:
+            try:
+                template = settings.system_prompt_file.read_text()
+            except OSError as exc:
+                raise ConfigError(f"OPENAI_SYSTEM_PROMPT_FILE names {settings.system_prompt_file}, which cannot "
+                                  f"be read ({exc.strerror}).") from None
+        else:
+            template = DEFAULT_PROMPT
+        try:
+            string.Formatter().vformat(template, (), _Blank())
+        except (ValueError, IndexError) as exc:
+            raise ConfigError(f"the system prompt is not a valid template ({exc}); double {{ and }} to write "
+                              "them literally.") from None
+        return template
+
+    def _build_tools(self) -> None:
+        teams = f" One of: {', '.join(self.teams)}." if self.teams else ""
+        builtin = {
+            "handoff_to_human": Tool.from_function(self._handoff_to_human, name="handoff_to_human", ends_turn=True),
+            "assign_team": Tool.from_function(self._assign_team, name="assign_team"),
+            "add_labels": Tool.from_function(self._add_labels, name="add_labels"),
+            "resolve_conversation": Tool.from_function(self._resolve, name="resolve_conversation", ends_turn=True),
+        }
+        for tool in (builtin["handoff_to_human"], builtin["assign_team"]):
+            team = tool.parameters["properties"]["team"]
+            team["description"] = team.get("description", "") + teams
+        self.tools = {name: builtin[name] for name in self._builtin}
+        self.tools.update({tool.name: tool for tool in self._user_tools})
+
+    # lifecycle ----------------------------------------------------------------------------------------
+    async def startup(self, bot: Bot) -> None:
+        settings = getattr(bot.runtime, "settings", None)
+        if self.teams is None and settings is not None and settings.botkit_teams:
+            self.teams = list(settings.teams)
+            self._build_tools()
+        elif self.teams:
+            bot.check_teams(self.teams)
+        if self.client is None:
+            key = self.settings.api_key or getattr(settings, "openai_api_key", None)
+            if key is None or not key.get_secret_value():
+                raise ConfigError("OPENAI_API_KEY must be set for the OpenAI handler (any non-empty value for a "
+                                  "local server that needs no key).")
+            self.client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=self.settings.base_url,
+                                             timeout=self.settings.timeout, max_retries=self.settings.max_retries)
+
+    async def shutdown(self) -> None:
+        if self._own_client and self.client is not None:
+            await self.client.close()
+            self.client = None
+
+    # handling -----------------------------------------------------------------------------------------
+    async def handle(self, ctx: Context) -> bool:
+        text = contact_text(ctx)
+        if not text:
+            return False
+        memory = ctx.state.setdefault("openai", {"transcript": [], "calls": 0, "tokens": 0})
+        token = _turn.set(_Turn())
+        if self.typing:
+            await ctx.typing(True)
+        try:
+            await self._answer(ctx, memory, text)
+        finally:
+            _turn.reset(token)
+            if self.typing:
+                await ctx.typing(False)
+        return True
+
+    async def _answer(self, ctx: Context, memory: dict[str, Any], text: str) -> None:
+        turn = _turn.get()
+        transcript: list[dict[str, str]] = memory["transcript"]
+        user = {"role": "user", "content": text}
+        pending: list[dict[str, Any]] = [user]  # this turn's items: the message, tool calls and their results
+        system = self.system_prompt(ctx)
+        said: list[str] = []
+        try:
+            for _ in range(self.settings.max_tool_rounds + 1):
+                self._check_caps(memory)
+                answer = await self._ask(ctx, system, transcript + pending)
+                memory["calls"] += 1
+                memory["tokens"] += answer.tokens
+                if not answer.calls:
+                    if not answer.text.strip():
+                        raise ModelFailure("empty", "the model gave an empty answer")
+                    await ctx.reply(answer.text)
+                    said.append(answer.text)
+                    return
+                if answer.text.strip():  # said beside the tool calls: the contact should read it first
+                    await ctx.reply(answer.text)
+                    said.append(answer.text)
+                    turn.replied = True
+                pending.extend(answer.items)
+                for call in answer.calls:
+                    pending.append(self._output_item(call, await self._run_tool(ctx, call)))
+                if turn.ended or ctx.handed_off:
+                    return
+            raise ModelFailure("tool_rounds", f"the model kept calling tools for {self.settings.max_tool_rounds + 1} "
+                                              "rounds without answering")
+        except ModelFailure as failure:
+            await self._fall_back(ctx, failure)
+        finally:
+            transcript.append(user)
+            if said:
+                transcript.append({"role": "assistant", "content": "\n".join(said)})
+            trim(transcript, self.settings.history_turns, self.settings.history_chars)
+
+    def _check_caps(self, memory: dict[str, Any]) -> None:
+        settings = self.settings
+        if memory["calls"] >= settings.max_calls_per_conversation:
+            raise ModelFailure("cap", f"the conversation reached the bot's limit of "
+                                      f"{settings.max_calls_per_conversation} model calls")
+        if memory["tokens"] >= settings.max_tokens_per_conversation:
+            raise ModelFailure("cap", f"the conversation reached the bot's limit of "
+                                      f"{settings.max_tokens_per_conversation} model tokens")
+
+    async def _fall_back(self, ctx: Context, failure: ModelFailure) -> None:
+        level = logging.ERROR if failure.kind in ("auth", "permission") else logging.WARNING
+        log.log(level, "the model gave no answer (%s); handing the conversation to a human", failure.kind,
+                extra={**_extra(ctx), "failure": failure.kind})
+        if ctx.handed_off:
+            return
+        await ctx.handoff(message=None if _turn.get().replied else self.settings.fallback_message,
+                          note=f"The assistant could not answer: {failure.sentence}. The conversation is yours now.")
+
+    # the model ----------------------------------------------------------------------------------------
+    async def _ask(self, ctx: Context, system: str, items: list[dict[str, Any]]) -> _Answer:
+        assert self.client is not None, "OpenAIHandler.startup() was not called"
+        settings = self.settings
+        started = time.perf_counter()
+        try:
+            if settings.api == "responses":
+                answer = await self._ask_responses(system, items)
+            else:
+                answer = await self._ask_chat(system, items)
+        except openai.OpenAIError as exc:
+            raise describe(exc, settings.timeout, settings.max_retries + 1) from None
+        log.info("the model answered in %.0f ms (%d tokens, %d tool calls)", (time.perf_counter() - started) * 1000,
+                 answer.tokens, len(answer.calls), extra=_extra(ctx))
+        return answer
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"model": self.settings.model}
+        if self.settings.temperature is not None:
+            options["temperature"] = self.settings.temperature
+        return options
+
+    async def _ask_chat(self, system: str, items: list[dict[str, Any]]) -> _Answer:
+        options = self._options()
+        if self.settings.max_output_tokens is not None:
+            options["max_completion_tokens"] = self.settings.max_output_tokens
+        if self.tools:
+            options["tools"] = [{"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.parameters}} for t in self.tools.values()]
+        assert self.client is not None
+        completion = await self.client.chat.completions.create(
+            messages=[{"role": "system", "content": system}, *items], **options)  # type: ignore[arg-type]
+        message = completion.choices[0].message
+        calls = [_Call(c.id, c.function.name, c.function.arguments)
+                 for c in message.tool_calls or [] if c.type == "function"]
+        item: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if calls:
+            item["tool_calls"] = [{"id": c.id, "type": "function",
+                                   "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+        tokens = completion.usage.total_tokens if completion.usage else 0
+        return _Answer(message.content or "", calls, tokens, [item])
+
+    async def _ask_responses(self, system: str, items: list[dict[str, Any]]) -> _Answer:
+        options = self._options()
+        if self.settings.max_output_tokens is not None:
+            options["max_output_tokens"] = self.settings.max_output_tokens
+        if self.tools:
+            options["tools"] = [{"type": "function", "name": t.name, "description": t.description,
+                                 "parameters": t.parameters} for t in self.tools.values()]
+        assert self.client is not None
+        # store=False: the transcript is ours; nothing is kept at the provider for previous_response_id
+        response = await self.client.responses.create(instructions=system, input=items, store=False,  # type: ignore[arg-type]
+                                                      **options)
+        calls = [_Call(o.call_id, o.name, o.arguments) for o in response.output if o.type == "function_call"]
+        text = response.output_text
+        sent: list[dict[str, Any]] = [{"role": "assistant", "content": text}] if text else []
+        sent += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+        tokens = response.usage.total_tokens if response.usage else 0
+        return _Answer(text, calls, tokens, sent)
+
+    def _output_item(self, call: _Call, output: str) -> dict[str, Any]:
+        if self.settings.api == "responses":
+            return {"type": "function_call_output", "call_id": call.id, "output": output}
+        return {"role": "tool", "tool_call_id": call.id, "content": output}
+
+    async def _run_tool(self, ctx: Context, call: _Call) -> str:
+        """Run one tool call; what the model reads back. Mistakes go back to the model, Chatwoot failures raise."""
+        tool = self.tools.get(call.name)
+        if tool is None:
+            return f"error: there is no tool named {call.name}"
+        try:
+            arguments = json.loads(call.arguments or "{}")
+            result = await tool.run(ctx, arguments if isinstance(arguments, dict) else {})
+        except (ValueError, ValidationError) as exc:  # bad JSON or arguments: the model can correct itself
+            log.info("the model called %s with bad arguments", call.name, extra=_extra(ctx))
+            return f"error: bad arguments for {call.name}: {exc}"
+        except ActionRefused as exc:
+            return f"error: {exc}"
+        log.info("the model called %s", call.name, extra=_extra(ctx))
+        if tool.ends_turn:
+            _turn.get().ended = True
+        return result if isinstance(result, str) else json.dumps(result, default=str)
+
+    # built-in tools (their docstrings are what the model reads) ---------------------------------------
+    async def _handoff_to_human(self, ctx: Context, reason: str, team: str | None = None) -> str:
+        """Hand the conversation to a human agent, when you cannot help or the contact asks for a person.
+
+        Args:
+            reason: Why, in one sentence, for the agent who takes over.
+            team: The team to assign, if one fits.
+        """
+        note = f"The assistant handed this conversation over: {reason}"
+        if team is not None:
+            try:
+                ctx.bot.team_id(team)
+            except ActionRefused:
+                note += f" (it asked for team {team!r}, which the bot does not know)"
+                team = None
+        await ctx.handoff(team=team, note=note,
+                          message=None if _turn.get().replied else self.settings.handoff_message)
+        return "handed off"
+
+    async def _assign_team(self, ctx: Context, team: str) -> str:
+        """Assign the conversation to a team, keeping it with you.
+
+        Args:
+            team: The team's name.
+        """
+        await ctx.assign_team(team)
+        return f"assigned to {team}"
+
+    async def _add_labels(self, ctx: Context, labels: list[str]) -> str:
+        """Add labels to the conversation (the existing ones stay).
+
+        Args:
+            labels: Label names, lowercase, no spaces.
+        """
+        await ctx.add_labels(*labels)
+        return "labels added"
+
+    async def _resolve(self, ctx: Context) -> str:
+        """Mark the conversation resolved, when the contact's question is fully answered and they are done."""
+        await ctx.resolve()
+        return "resolved"
+
+    # the prompt ---------------------------------------------------------------------------------------
+    def system_prompt(self, ctx: Context) -> str:
+        """The template filled with the contact's name, the inbox, the channel and custom attributes."""
+        contact = ctx.contact
+        conversation = ctx.conversation
+        attributes = {**(conversation.custom_attributes if conversation else {}),
+                      **(contact.custom_attributes if contact else {})}
+        values = _Blank(
+            contact_name=(contact.name if contact else None) or "",
+            inbox=(ctx.inbox.name if ctx.inbox else None) or "",
+            channel=(ctx.channel or "").removeprefix("Channel::"),
+            attributes=_Blank(attributes),
+            contact_attributes=_Blank(contact.custom_attributes if contact else {}),
+            conversation_attributes=_Blank(conversation.custom_attributes if conversation else {}),
+        )
+        return string.Formatter().vformat(self.template, (), values)
+
+
+def _extra(ctx: Context) -> dict[str, Any]:
+    return {"delivery_id": ctx.job.delivery_id, "lane": ctx.job.lane}
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    """A template mapping where a missing name is empty rather than an error (attributes vary per contact)."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def contact_text(ctx: Context) -> str:
+    """What the contact said, or a short description of what they sent without words."""
+    text = ctx.text.strip()
+    message = ctx.message
+    if not text and message is not None and message.attachments and ctx.event.name == "message_created":
+        kinds = ", ".join(sorted({a.file_type or "file" for a in message.attachments}))
+        return f"[the contact sent {len(message.attachments)} attachment(s): {kinds}]"
+    return text
+
+
+def trim(transcript: list[dict[str, str]], turns: int, chars: int) -> None:
+    """Drop the oldest messages until at most `turns` remain within `chars` characters (the last one is cut)."""
+    while len(transcript) > turns or (len(transcript) > 1 and sum(len(m["content"]) for m in transcript) > chars):
+        transcript.pop(0)
+    if transcript and len(transcript[-1]["content"]) > chars:
+        transcript[-1] = {**transcript[-1], "content": transcript[-1]["content"][:chars]}
+
+
+def describe(exc: openai.OpenAIError, timeout: float, attempts: int) -> ModelFailure:
+    """A model error as a kind (for logs and metrics) and a sentence (for the note); rate limit != auth."""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, openai.AuthenticationError):
+        return ModelFailure("auth", "the model provider refused the API key (HTTP 401): check OPENAI_API_KEY")
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ModelFailure("permission", "the model provider denied access (HTTP 403): check the key's permissions")
+    if isinstance(exc, openai.RateLimitError):
+        if getattr(exc, "code", None) == "insufficient_quota":
+            return ModelFailure("quota", "the model provider's quota is used up (HTTP 429 insufficient_quota): "
+                                         "check the account's billing")
+        return ModelFailure("rate_limit", f"the model provider rate-limited the bot (HTTP 429){tries}")
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelFailure("timeout", f"the model did not answer within {timeout:g} s{tries}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelFailure("connection", f"the model server could not be reached{tries}")
+    if isinstance(exc, openai.APIStatusError) and status is not None and status >= 500:
+        return ModelFailure("server_error", f"the model server failed (HTTP {status}){tries}")
+    if isinstance(exc, openai.APIStatusError):
+        return ModelFailure("rejected", f"the model server rejected the request (HTTP {status}): check OPENAI_MODEL "
+                                        "and the other OPENAI_ settings")
+    return ModelFailure("error", f"the model call failed ({type(exc).__name__})")
+
+
+__all__ = ["ModelFailure", "OpenAIHandler", "OpenAISettings", "Tool", "contact_text", "describe", "trim"]

@@ -1,0 +1,25 @@
+"""The support router's keywords first, then an OpenAI model for everything else.
+
+billing/payment, technical/bug and human/agent/person go where bots/support_router.py sends them (without its
+"How can I help?" fallback); any other message is answered by the model, which may hand off, assign a team,
+add labels or resolve. Settings: OPENAI_API_KEY (required), OPENAI_MODEL, OPENAI_BASE_URL for any
+OpenAI-compatible server, OPENAI_SYSTEM_PROMPT(_FILE), and the rest in botkit/adapters/openai.py.
+
+    BOTKIT_BOT=bots.openai_assistant:bot BOTKIT_TEAMS=billing=3,technical=4 botkit serve
+"""
+
+from typing import Any
+
+from botkit import Bot, KeywordRouter
+from botkit.adapters.openai import OpenAIHandler
+from bots import support_router
+
+
+def make_bot(**openai_settings: Any) -> Bot:
+    """The bot; keyword arguments go to OpenAIHandler (model=, base_url=, api_key=, system_prompt=, ...)."""
+    router = next(h for h in support_router.make_bot().handlers if isinstance(h, KeywordRouter))
+    keywords = KeywordRouter(router.rules)  # no fallback reply: unmatched messages reach the model
+    return Bot("openai_assistant", [keywords, OpenAIHandler(**openai_settings)])
+
+
+bot = make_bot()
