@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import secrets
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,9 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.workers > 1 and settings.botkit_store.startswith(("sqlite", "memory")):
         raise ConfigError("--workers above 1 needs a shared store: set BOTKIT_STORE to a redis:// URL.")
+    if args.no_worker and settings.botkit_store.startswith(("sqlite", "memory")):
+        raise ConfigError("--no-worker needs a shared store that `botkit worker` can read: set BOTKIT_STORE to a "
+                          "redis:// URL (with SQLite, run `botkit serve` alone).")
     configure_logging(settings)
     asyncio.run(preflight(build_app(settings, run_worker=not args.no_worker)))
 
@@ -139,6 +143,43 @@ def serve(args: argparse.Namespace) -> int:
         ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
     )
     return 0
+
+
+def work(args: argparse.Namespace) -> int:
+    """`botkit worker`: claim and handle events from a shared store, with no HTTP listener."""
+    os.environ.update({k: v for k, v in {"BOTKIT_BOT": args.bot, "BOTKIT_STORE": args.store}.items() if v})
+    settings = load_settings()
+    if settings.botkit_store.startswith(("sqlite", "memory")):
+        raise ConfigError("botkit worker needs a shared store: set BOTKIT_STORE to a redis:// URL (with SQLite, "
+                          "`botkit serve` runs the worker itself).")
+    configure_logging(settings)
+    try:
+        import uvloop
+
+        run: Any = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    # A worker serves no webhook, so it needs no webhook secret: the receiver built here is never reached.
+    app = build_app(settings.model_copy(update={"botkit_allow_unsigned": True}), run_worker=True)
+    run(run_worker(app, settings.botkit_shutdown_timeout))
+    return 0
+
+
+async def run_worker(app: Starlette, shutdown_timeout: float) -> None:
+    """Run the app's lifespan (store, bots, worker) without serving HTTP, until SIGTERM or SIGINT.
+
+    On the signal the worker claims nothing more, gives in-flight events `shutdown_timeout` seconds and hands
+    the rest back to the store, so another worker takes them at once rather than after the lease.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with app.router.lifespan_context(app):
+        log.info("botkit worker is running (store %s)", app.state.receiver.store.url)
+        await stop.wait()
+        log.info("botkit worker is stopping: finishing in-flight events for up to %.0f s", shutdown_timeout)
+    log.info("botkit worker stopped")
 
 
 def init(args: argparse.Namespace) -> int:
@@ -173,6 +214,11 @@ def add_commands(subparsers: Any) -> None:
     parser.add_argument("--ssl-certfile", help="serve HTTPS with this certificate")
     parser.add_argument("--ssl-keyfile", help="the certificate's key")
     parser.set_defaults(func=serve)
+
+    parser = subparsers.add_parser("worker", help="run only the worker, on a shared (redis://) store")
+    parser.add_argument("--bot", help="the bot to run, module:attribute (BOTKIT_BOT)")
+    parser.add_argument("--store", help="store URL (BOTKIT_STORE), a redis:// URL")
+    parser.set_defaults(func=work)
 
     parser = subparsers.add_parser("init", help="write a webhook secret to .env when none is configured")
     parser.add_argument("--env-file", default=".env")
