@@ -110,3 +110,64 @@ def server_process(tmp_path: Path) -> Iterator[Any]:
     for server in started:
         if server.process is not None and server.process.poll() is None:
             server.kill()
+
+
+class BotkitProcess:
+    """`python -m botkit.cli ARGS` as a real subprocess: `serve ...` (waits for /healthz) or `worker` (waits
+    for its start-up log line). Stopped or killed by its pid."""
+
+    def __init__(self, tmp_path: Path, args: tuple[str, ...], env: dict[str, str]) -> None:
+        self.args = args
+        self.port = free_port() if args[0] == "serve" else None
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"botkit-{args[0]}-{id(self)}.log"
+        self.env = {**os.environ, "CHATWOOT_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(ROOT), **env}
+        if self.port is not None:
+            self.env["BOTKIT_PORT"] = str(self.port)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "botkit.cli", *args], cwd=tmp_path,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def ready(self, timeout: float = 30) -> BotkitProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"botkit {self.args[0]} exited at start:\n{self.log.read_text()}")
+            if self.port is None:
+                if "botkit worker is running" in self.log.read_text():
+                    return self
+            else:
+                try:
+                    if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"botkit {self.args[0]} did not start:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def botkit_process(tmp_path: Path) -> Iterator[Any]:
+    """botkit_process("worker", BOTKIT_STORE=...) -> a started BotkitProcess (call .ready() to wait for it)."""
+    started: list[BotkitProcess] = []
+
+    def launch(*args: str, **env: str) -> BotkitProcess:
+        started.append(BotkitProcess(tmp_path, args, env))
+        return started[-1]
+
+    yield launch
+    for process in started:
+        if process.process.poll() is None:
+            process.kill()

@@ -1,6 +1,7 @@
 """A bot for tests that run the server as a subprocess: it records each handled event in a file.
 
 RECORD_FILE: where to append one JSON line per handled event; HANDLER_DELAY: seconds each event takes.
+Each line: message_id, conversation, delivery_id, started and ended (unix times of the handling), pid.
 """
 
 import asyncio
@@ -18,7 +19,8 @@ class RecordingBot:
         started = time.time()
         await asyncio.sleep(self.delay)
         line = json.dumps({"message_id": event.raw.get("id"), "conversation": event.conversation_id,
-                           "delivery_id": job.delivery_id, "started": started, "pid": os.getpid()})
+                           "delivery_id": job.delivery_id, "started": started, "ended": time.time(),
+                           "pid": os.getpid()})
         with open(self.path, "a") as handle:  # one write per line: a killed process leaves whole lines
             handle.write(line + "\n")
 
