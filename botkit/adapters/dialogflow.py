@@ -403,7 +403,7 @@ def _credentials(settings: DialogflowSettings) -> tuple[Any, str | None]:
     try:
         return google.auth.default(scopes=SCOPES)
     except DefaultCredentialsError as exc:
-        reason = str(exc).split("\n")[0].rstrip(".")
+        reason = str(exc).split("\n")[0].split(". ")[0].rstrip(".")  # the first sentence: what is wrong
         raise ConfigError(f"Dialogflow credentials could not be loaded ({reason}): {fix}.") from None
 
 

@@ -1,0 +1,240 @@
+"""The Dialogflow bot end to end: signed delivery -> botkit serve -> DialogflowHandler -> the real
+SessionsAsyncClient (ES v2 or CX v3) over a loopback gRPC channel -> FakeDialogflow, and the bot's actions
+through the real ChatwootClient to the fake Chatwoot."""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+import pytest
+
+from botkit.adapters.dialogflow import DialogflowHandler
+from botkit.bot import Bot
+from botkit.config import ConfigError
+from botkit.rich import InputSelect, Option
+from botkit.testing import factories
+from botkit.testing.fake_dialogflow import FakeDialogflow, LiveAgentHandoff, dialogflow_payload, handoff, resolve
+from botkit.testing.harness import BotServer
+from bots.dialogflow_agent import make_bot
+
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+SOURCE_ID = "3f2b7a0e-5c1d-4b8e-9a44-6d2f1c0e9b71"  # conversation.contact_inbox.source_id in the payloads
+PREFIX = "/api/v1/accounts/1/conversations/128"
+MENU = InputSelect("What can I help you with?", [Option("Track my order", "track_order"),
+                                                  Option("Talk to a person", "human")])
+
+
+def chatwoot_calls(fake):
+    """What the bot asked of Chatwoot, in order, as (path suffix, body); the cosmetic typing left out."""
+    return [(r.path.removeprefix(PREFIX), r.json) for r in fake.requests
+            if r.path.startswith(PREFIX) and not r.path.endswith("toggle_typing_status")]
+
+
+def text(content):
+    return ("/messages", {"content": content, "message_type": "outgoing", "private": False, "content_type": "text"})
+
+
+@pytest.fixture
+async def dialogflow():
+    fake = FakeDialogflow()
+    async with fake.serve():
+        yield fake
+
+
+@pytest.fixture(params=["es", "cx"])
+async def server(request, dialogflow):
+    """The whole bot against an ES agent and, the second time, a CX agent scripted the same way."""
+    if request.param == "es":
+        bot = make_bot(project_id="acme-support", client=dialogflow.es_client())
+    else:
+        bot = make_bot(project_id="acme-support", location="europe-west1", cx_agent_id="agent-7",
+                       client=dialogflow.cx_client())
+    async with BotServer(bot, teams="billing=3") as server:
+        server.fake.add_team(1, 3, "billing")
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        server.api = request.param
+        yield server
+
+
+async def test_text_fulfillment_becomes_replies_in_order(server, dialogflow):
+    dialogflow.on("hi", "Hello! I'm the Acme bot.", "Ask me about your order.")
+    await server.deliver(factories.contact_message("hi"))
+    await server.settle()
+    assert chatwoot_calls(server.fake) == [text("Hello! I'm the Acme bot."), text("Ask me about your order.")]
+    query = dialogflow.requests[-1]
+    assert (query.api, query.text, query.language_code) == (server.api, "hi", "en-US")
+
+
+async def test_the_session_is_the_contact_inbox_source_id(server, dialogflow):
+    await server.deliver(factories.contact_message("hi"))
+    await server.settle()
+    session = dialogflow.requests[-1].session
+    if server.api == "es":
+        assert session == f"projects/acme-support/agent/sessions/{SOURCE_ID}"
+    else:
+        assert session == f"projects/acme-support/locations/europe-west1/agents/agent-7/sessions/{SOURCE_ID}"
+
+
+async def test_rich_payload_then_the_contacts_choice_is_the_next_query(server, dialogflow):
+    dialogflow.on("menu", dialogflow_payload(MENU.to_payload()))
+    dialogflow.on("track_order", "Please give me your order number.")
+    await server.deliver(factories.contact_message("menu"))
+    await server.settle()
+    sent = server.fake.messages(128)[-1]
+    assert sent["content_type"] == "input_select"
+    assert sent["content"] == "What can I help you with?"
+    assert sent["content_attributes"]["items"] == [{"title": "Track my order", "value": "track_order"},
+                                                   {"title": "Talk to a person", "value": "human"}]
+    # the contact picks an option: Chatwoot sends message_updated for the bot's own message
+    await server.deliver(factories.answer("track_order", message_id=sent["id"], options=MENU.items()))
+    await server.settle()
+    assert dialogflow.queries() == ["menu", "track_order"]
+    assert server.fake.messages(128)[-1]["content"] == "Please give me your order number."
+
+
+async def test_handoff_payload_opens_the_conversation(server, dialogflow):
+    dialogflow.on("human please", "Connecting you to a person.", handoff())
+    await server.deliver(factories.contact_message("human please"))
+    await server.settle()
+    assert chatwoot_calls(server.fake) == [text("Connecting you to a person."),
+                                           ("/toggle_status", {"status": "open"})]
+    assert server.fake.conversation(128).status == "open"
+
+
+async def test_handoff_with_a_team_assigns_it_first(server, dialogflow):
+    dialogflow.on("invoice", handoff(team="billing"))
+    await server.deliver(factories.contact_message("invoice"))
+    await server.settle()
+    assert chatwoot_calls(server.fake) == [("/assignments", {"team_id": 3}), ("/toggle_status", {"status": "open"})]
+
+
+async def test_resolve_payload_resolves(server, dialogflow):
+    dialogflow.on("thanks, bye", "Glad I could help!", resolve())
+    await server.deliver(factories.contact_message("thanks, bye"))
+    await server.settle()
+    assert chatwoot_calls(server.fake) == [text("Glad I could help!"), ("/toggle_status", {"status": "resolved"})]
+    assert server.fake.conversation(128).status == "resolved"
+
+
+async def test_unavailable_is_retried_within_the_deadline(dialogflow):
+    dialogflow.on("hi", "Hello!")
+    dialogflow.fail_next(grpc.StatusCode.UNAVAILABLE, times=2)
+    dialogflow.fail_next(grpc.StatusCode.RESOURCE_EXHAUSTED, times=1)
+    bot = make_bot(project_id="acme-support", client=dialogflow.es_client())
+    async with BotServer(bot, botkit_max_attempts=1) as server:  # only the handler's own retry can save it
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        await server.deliver(factories.contact_message("hi"))
+        await server.settle()
+        assert dialogflow.queries() == ["hi"] * 4
+        assert chatwoot_calls(server.fake) == [text("Hello!")]
+
+
+async def test_unavailable_past_the_deadline_ends_in_the_dead_letter_hand_off(dialogflow):
+    dialogflow.fail_next(grpc.StatusCode.UNAVAILABLE, times=1000)
+    bot = make_bot(project_id="acme-support", client=dialogflow.es_client(), timeout=0.5)
+    async with BotServer(bot, botkit_max_attempts=2) as server:
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        await server.deliver(factories.contact_message("hi"))
+        await server.settle()
+        calls = chatwoot_calls(server.fake)
+        assert [path for path, _ in calls] == ["/messages", "/toggle_status"]
+        assert calls[0][1]["private"] is True and "DialogflowUnavailable" in calls[0][1]["content"]
+        assert 2 < len(dialogflow.requests) < 40  # retried, with backoff, and given up within each deadline
+
+
+async def test_permission_denied_hands_off_at_once_with_a_note(server, dialogflow):
+    dialogflow.fail_next(grpc.StatusCode.PERMISSION_DENIED, details="IAM permission 'dialogflow.sessions.detectIntent'")
+    await server.deliver(factories.contact_message("hi"))
+    await server.settle()
+    assert len(dialogflow.requests) == 1  # no retry, neither ours nor the worker's
+    calls = chatwoot_calls(server.fake)
+    assert [path for path, _ in calls] == ["/messages", "/toggle_status"]
+    note = calls[0][1]
+    assert note["private"] is True and "PERMISSION_DENIED" in note["content"]
+    assert calls[1][1] == {"status": "open"}
+
+
+async def test_the_bot_ignores_what_chatwoots_integration_ignores(server, dialogflow):
+    await server.deliver(factories.bot_echo("Hello!"))
+    await server.deliver(factories.private_note("VIP customer"))
+    await server.deliver(factories.status_update(9812))
+    await server.deliver(factories.contact_message("hello?", status="open"))
+    await server.settle()
+    assert dialogflow.requests == [] and server.fake.requests == []
+
+
+async def test_live_agent_handoff_of_cx_hands_off(dialogflow):
+    dialogflow.on("agent", "One moment.", LiveAgentHandoff())
+    bot = make_bot(project_id="acme-support", cx_agent_id="agent-7", client=dialogflow.cx_client())
+    async with BotServer(bot) as server:
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        await server.deliver(factories.contact_message("agent"))
+        await server.settle()
+        assert chatwoot_calls(server.fake) == [text("One moment."), ("/toggle_status", {"status": "open"})]
+
+
+async def test_fallback_n_times_in_a_row_hands_off(dialogflow):
+    dialogflow.on("hi", "Hello!")
+    bot = make_bot(project_id="acme-support", client=dialogflow.es_client(), fallback_handoff_after=2,
+                   fallback_message="Let me find someone who can help.")
+    async with BotServer(bot) as server:
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        for query in ("blorp", "hi", "blorp", "zzz"):  # a match in between starts the count afresh
+            await server.deliver(factories.contact_message(query))
+            await server.settle()
+        contents = [body.get("content") for _, body in chatwoot_calls(server.fake)]
+        assert contents == ["Sorry, could you say that another way?", "Hello!",
+                            "Sorry, could you say that another way?", "Let me find someone who can help.",
+                            "The Dialogflow agent did not understand the contact 2 times in a row.", None]
+        assert server.fake.conversation(128).status == "open"
+
+
+async def test_language_from_the_contact(dialogflow):
+    bot = make_bot(project_id="acme-support", client=dialogflow.es_client(), language_from_contact=True,
+                   language_code="en-GB")
+    async with BotServer(bot) as server:
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        body = factories.contact_message("hola")
+        body["sender"]["additional_attributes"]["language_code"] = "es"
+        await server.deliver(body)
+        await server.deliver(factories.contact_message("hello"))
+        await server.settle()
+    assert [(q.text, q.language_code) for q in dialogflow.requests] == [("hola", "es"), ("hello", "en-GB")]
+
+
+# start-up -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def no_google(monkeypatch, tmp_path):
+    """No credentials anywhere, and google-auth never probes the metadata server."""
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # no gcloud user credentials either
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({}, "GOOGLE_APPLICATION_CREDENTIALS"),
+    ({"GOOGLE_APPLICATION_CREDENTIALS": "/nowhere/key.json"}, "/nowhere/key.json was not found"),
+    ({"DIALOGFLOW_CREDENTIALS_JSON": "{not json"}, "DIALOGFLOW_CREDENTIALS_JSON is not valid JSON"),
+    ({"DIALOGFLOW_CREDENTIALS_JSON": '{"type": "service_account", "private_key": "s3cr3t"}'},
+     "DIALOGFLOW_CREDENTIALS_JSON is not a service-account key"),
+], ids=["nothing", "missing file", "broken json", "not a key"])
+async def test_missing_or_broken_credentials_stop_startup(no_google, monkeypatch, env, fragment):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    handler = DialogflowHandler(project_id="acme-support")
+    with pytest.raises(ConfigError) as error:
+        await handler.startup(Bot())
+    message = str(error.value)
+    assert fragment in message
+    assert "s3cr3t" not in message and message.count(". ") == 0 and message.endswith(".")
+
+
+async def test_a_missing_project_stops_startup(no_google, dialogflow):
+    with pytest.raises(ConfigError, match="DIALOGFLOW_PROJECT_ID"):
+        await DialogflowHandler(client=dialogflow.es_client()).startup(Bot())
