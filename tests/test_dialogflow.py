@@ -4,6 +4,7 @@ through the real ChatwootClient to the fake Chatwoot."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import grpc
@@ -30,6 +31,14 @@ def chatwoot_calls(fake):
     """What the bot asked of Chatwoot, in order, as (path suffix, body); the cosmetic typing left out."""
     return [(r.path.removeprefix(PREFIX), r.json) for r in fake.requests
             if r.path.startswith(PREFIX) and not r.path.endswith("toggle_typing_status")]
+
+
+async def until(condition, timeout=5.0):
+    """settle() returns once the event is a dead letter, a moment before the worker's fallback hand-off."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never came true"
+        await asyncio.sleep(0.01)
 
 
 def text(content):
@@ -138,6 +147,7 @@ async def test_unavailable_past_the_deadline_ends_in_the_dead_letter_hand_off(di
         server.fake.add_conversation(conversation_id=128, status="pending")
         await server.deliver(factories.contact_message("hi"))
         await server.settle()
+        await until(lambda: server.fake.requests_to("POST", f"{PREFIX}/toggle_status"))
         calls = chatwoot_calls(server.fake)
         assert [path for path, _ in calls] == ["/messages", "/toggle_status"]
         assert calls[0][1]["private"] is True and "DialogflowUnavailable" in calls[0][1]["content"]
