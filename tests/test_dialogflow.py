@@ -248,3 +248,30 @@ async def test_missing_or_broken_credentials_stop_startup(no_google, monkeypatch
 async def test_a_missing_project_stops_startup(no_google, dialogflow):
     with pytest.raises(ConfigError, match="DIALOGFLOW_PROJECT_ID"):
         await DialogflowHandler(client=dialogflow.es_client()).startup(Bot())
+
+
+async def test_only_input_select_answers_are_queries_as_in_chatwoot(server, dialogflow):
+    form = factories.answer("jane@example.com", message_id=9900)
+    form["content_type"] = "form"  # Chatwoot's integration sends only input_select answers to Dialogflow
+    form["content_attributes"]["submitted_values"] = [{"name": "email", "value": "jane@example.com"}]
+    await server.deliver(form)
+    await server.deliver(factories.answer("track_order", message_id=9901))
+    await server.settle()
+    assert dialogflow.queries() == ["track_order"]
+
+
+def test_botkit_serve_stops_with_one_sentence_without_credentials(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(root),
+           "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
+           "GRPC_VERBOSITY": "ERROR", "BOTKIT_BOT": "bots.dialogflow_agent:bot", "DIALOGFLOW_PROJECT_ID": "p",
+           "BOTKIT_STORE": "memory://", "BOTKIT_ALLOW_UNSIGNED": "true", "BOTKIT_PORT": "0"}
+    done = subprocess.run([sys.executable, "-m", "botkit.cli", "serve"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "Dialogflow credentials could not be loaded" in done.stderr
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in done.stderr
