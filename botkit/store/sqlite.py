@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable
@@ -64,7 +65,7 @@ class SQLiteStore(Store):
         self._ttl = dedupe_ttl
         self._synchronous = synchronous.upper()
         self._clock = clock
-        self._ops: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]] | None]
+        self._ops: queue.SimpleQueue[tuple[Any, asyncio.Future[Any]] | None]
         self._ops = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,29 +114,27 @@ class SQLiteStore(Store):
                 self._commit(db, batch)
         db.close()
 
-    def _commit(self, db: sqlite3.Connection, batch: list[tuple[Callable[..., Any], asyncio.Future[Any]]]) -> None:
-        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    def _commit(self, db: sqlite3.Connection, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        """Run a batch in one transaction. If an operation fails, the batch is undone and each operation
+        is run again in its own transaction, so one bad operation fails alone."""
         try:
             db.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                db.execute("SAVEPOINT op")
-                try:
-                    results.append((future, True, fn(db)))
-                    db.execute("RELEASE op")
-                except Exception as exc:  # one failing operation does not undo the others
-                    db.execute("ROLLBACK TO op")
-                    db.execute("RELEASE op")
-                    results.append((future, False, exc))
+            values = _run_batch(db, [op for op, _ in batch])
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+            results = [(future, True, value) for (_, future), value in zip(batch, values, strict=True)]
+        except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            error = StoreUnavailable(f"the SQLite store failed to commit: {exc}")
-            results = [(future, False, error) for _, future in batch]
+            if len(batch) > 1:
+                for item in batch:
+                    self._commit(db, [item])
+                return
+            error = exc if not isinstance(exc, sqlite3.Error) else StoreUnavailable(f"the SQLite store failed: {exc}")
+            results = [(batch[0][1], False, error)]
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve_all, results)
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T] | _Enqueue) -> T:
         if self._thread is None or self._loop is None:
             raise StoreUnavailable("the SQLite store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
@@ -153,22 +152,7 @@ class SQLiteStore(Store):
         purge = now >= self._next_purge
         if purge:
             self._next_purge = now + _PURGE_EVERY
-
-        def op(db: sqlite3.Connection) -> bool:
-            if purge:
-                db.execute("DELETE FROM dedupe WHERE expires <= ?", (now,))
-            marks = ",".join("?" * len(keys))
-            seen = db.execute(f"SELECT 1 FROM dedupe WHERE key IN ({marks}) AND expires > ? LIMIT 1",  # noqa: S608
-                              (*keys, now)).fetchone()
-            if seen:
-                return False
-            db.executemany("INSERT OR REPLACE INTO dedupe (key, expires) VALUES (?, ?)",
-                           [(k, now + self._ttl) for k in keys])
-            db.execute("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
-                       (keys[0], lane, event, body, delivery_id, now))
-            return True
-
-        accepted = await self._call(op)
+        accepted = await self._call(_Enqueue(tuple(keys), lane, event, body, delivery_id, now, now + self._ttl, purge))
         if accepted:
             self._wakeup.set()
         return accepted
@@ -293,6 +277,66 @@ class SQLiteStore(Store):
         data = json.dumps(result)
         await self._call(lambda db: db.execute(
             "INSERT OR REPLACE INTO journal (key, step, result) VALUES (?, ?, ?)", (key, step, data)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Enqueue:
+    """An enqueue, as data: consecutive ones in a batch share one dedupe lookup and two executemany calls
+    (the writer thread's Python work per event, not the disk, is what limits the ack rate)."""
+
+    keys: tuple[str, ...]
+    lane: str
+    event: str
+    body: bytes
+    delivery_id: str | None
+    now: float
+    expires: float
+    purge: bool
+
+
+def _run_batch(db: sqlite3.Connection, ops: list[Any]) -> list[Any]:
+    results: list[Any] = []
+    group: list[_Enqueue] = []
+    for op in ops:
+        if isinstance(op, _Enqueue):
+            group.append(op)
+            continue
+        if group:
+            results.extend(_enqueue_many(db, group))
+            group = []
+        results.append(op(db))
+    if group:
+        results.extend(_enqueue_many(db, group))
+    return results
+
+
+def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
+    now = ops[0].now
+    if any(op.purge for op in ops):
+        db.execute("DELETE FROM dedupe WHERE expires <= ?", (now,))
+    wanted = [key for op in ops for key in op.keys]
+    seen: set[str] = set()
+    for start in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
+        chunk = wanted[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(f"SELECT key FROM dedupe WHERE key IN ({marks}) AND expires > ?",  # noqa: S608
+                          (*chunk, now)).fetchall()
+        seen.update(row[0] for row in rows)
+    accepted: list[bool] = []
+    keys: list[tuple[str, float]] = []
+    rows: list[tuple[Any, ...]] = []
+    for op in ops:
+        new = not any(key in seen for key in op.keys)
+        accepted.append(new)
+        if new:
+            seen.update(op.keys)  # a duplicate later in the same batch is caught too
+            keys.extend((key, op.expires) for key in op.keys)
+            rows.append((op.keys[0], op.lane, op.event, op.body, op.delivery_id, op.now))
+    if rows:
+        db.executemany("INSERT OR REPLACE INTO dedupe (key, expires) VALUES (?, ?)", keys)
+        db.executemany("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
+                       rows)
+    return accepted
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -1,0 +1,136 @@
+"""Ack benchmark: (a) a bare Starlette app answering 200 beside (b) `botkit serve` with signatures and the
+SQLite store, same load generator, same run, one uvicorn worker each (uvloop + httptools).
+
+    .venv/bin/python bench/ack.py [--seconds 5] [--connections 50]
+
+Prints acks/s, p50 and p99 for both and the ratio b/a. Target: ratio >= 0.4, p99 <= 25 ms at 50 connections.
+Every request to (b) is a new, correctly signed message_created, so each one is verified, deduped and
+committed (group commit) before its 200. The worker runs too, handing each event to a bot that does nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loadgen  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret"
+BARE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def webhook(request):
+    await request.body()
+    return Response(b'{"status":"accepted"}', media_type="application/json")
+
+app = Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])
+"""
+NOOP_BOT = """
+class NoopBot:
+    async def handle(self, event, job):
+        return None
+
+bot = NoopBot()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early with {process.returncode}")
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/webhook", content=b"{}", timeout=0.5)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def start(command: list[str], env: dict[str, str], cwd: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    full_env = {**os.environ, **env, "BOTKIT_PORT": str(port), "PYTHONPATH": f"{cwd}:{ROOT}"}
+    command = [c.replace("{port}", str(port)) for c in command]
+    process = subprocess.Popen(command, env=full_env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, process)
+    return process, port
+
+
+def message_factory():
+    from botkit.security import signed_headers
+    from botkit.testing.factories import contact_message
+
+    template = contact_message("I have a billing question about my last invoice", conversation_id=1)
+    counter = itertools.count(1)
+
+    def make() -> bytes:
+        n = next(counter)
+        template["id"] = n
+        template["conversation"]["id"] = n % 500 + 1  # 500 conversations
+        body = json.dumps(template).encode()
+        headers = signed_headers(SECRET, body)
+        headers["X-Chatwoot-Delivery"] = f"bench-{n}"
+        return loadgen.http_post("/webhook", body, headers)
+
+    return make, len(json.dumps(template))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for botkit serve")
+    args = parser.parse_args()
+
+    make, size = message_factory()
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "bare_app.py").write_text(BARE_APP)
+        Path(tmp, "noop_bot.py").write_text(NOOP_BOT)
+        uvicorn_args = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+        bare, bare_port = start([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", "{port}", *uvicorn_args],
+                                {}, tmp)
+        botkit_env = {"CHATWOOT_WEBHOOK_SECRET": SECRET, "BOTKIT_STORE": f"sqlite:///{tmp}/bench.db",
+                      "BOTKIT_BOT": "noop_bot:bot", "BOTKIT_LOG_LEVEL": "WARNING",
+                      **dict(e.split("=", 1) for e in args.env)}
+        botkit, botkit_port = start([sys.executable, "-m", "botkit.cli", "serve"], botkit_env, tmp)
+        try:
+            bare_result = uvloop.run(loadgen.run(bare_port, make, connections=args.connections,
+                                                  seconds=args.seconds))
+            botkit_result = uvloop.run(loadgen.run(botkit_port, make, connections=args.connections,
+                                                    seconds=args.seconds))
+        finally:
+            for process in (bare, botkit):
+                process.terminate()
+                process.wait(30)
+    print(f"ack benchmark: {args.connections} connections, {args.seconds:.0f} s each, {size} B signed bodies, "
+          f"{os.cpu_count()} cores")
+    print(bare_result.line("(a) bare Starlette, 200"))
+    print(botkit_result.line("(b) botkit serve, HMAC + SQLite"))
+    ratio = botkit_result.rate / bare_result.rate
+    p99 = botkit_result.percentile(0.99) * 1000
+    print(f"ratio b/a = {ratio:.2f} (target >= 0.40)   botkit p99 = {p99:.1f} ms (target <= 25 ms)")
+
+
+if __name__ == "__main__":
+    main()
