@@ -19,6 +19,7 @@ Settings are constructor arguments, with environment fallbacks (OPENAI_MODEL, OP
 from __future__ import annotations
 
 import contextvars
+import copy
 import inspect
 import json
 import logging
@@ -275,13 +276,15 @@ class OpenAIHandler(Handler):
         text = contact_text(ctx)
         if not text:
             return False
-        memory = ctx.state.setdefault("openai", {"transcript": [], "calls": 0, "tokens": 0})
+        # a fresh copy, stored back whole: the Bot saves the state when it differs from a shallow copy of it
+        memory = copy.deepcopy(ctx.state.get("openai") or {"transcript": [], "calls": 0, "tokens": 0})
         token = _turn.set(_Turn())
         if self.typing:
             await ctx.typing(True)
         try:
             await self._answer(ctx, memory, text)
         finally:
+            ctx.state["openai"] = memory
             _turn.reset(token)
             if self.typing:
                 await ctx.typing(False)
@@ -494,7 +497,17 @@ class _Blank(dict):  # type: ignore[type-arg]
     """A template mapping where a missing name is empty rather than an error (attributes vary per contact)."""
 
     def __missing__(self, key: str) -> str:
-        return ""
+        return _NOTHING
+
+
+class _Nothing(str):
+    """The empty text, which stays empty when indexed ({attributes[plan]} with no attributes at all)."""
+
+    def __getitem__(self, key: Any) -> _Nothing:  # type: ignore[override]
+        return self
+
+
+_NOTHING = _Nothing("")
 
 
 def contact_text(ctx: Context) -> str:
