@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     chatwoot_admin_token: SecretStr | None = None
     chatwoot_platform_token: SecretStr | None = None
     chatwoot_webhook_secret: SecretStr | None = None  # comma-separated: several secrets during a rotation
+    chatwoot_account_id: int = Field(1, ge=1)  # for the CLI's management commands
     chatwoot_rate_per_minute: int = Field(2400, ge=1)
     chatwoot_timeout: float = Field(10.0, gt=0)  # seconds to wait for one answer
     chatwoot_retry_deadline: float = Field(30.0, gt=0)  # seconds to keep retrying one request
@@ -160,6 +161,18 @@ def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
-        reason = error["msg"].removeprefix("Value error, ")
+        reason = _REASONS.get(error["type"], "").format(**(error.get("ctx") or {}))
+        reason = reason or error["msg"].removeprefix("Value error, ")
         shown = "" if name.lower() in SECRET_SETTINGS else f" (it is {error.get('input')!r})"
         raise ConfigError(f"{name} {reason[0].lower() + reason[1:]}{shown}.") from None
+
+
+# Pydantic's wording, said the way a person setting an environment variable reads it.
+_REASONS = {
+    "int_parsing": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -68,10 +67,7 @@ def _account_argument(parser: argparse.ArgumentParser) -> None:
 def _account(args: argparse.Namespace) -> int:
     if args.account is not None:
         return args.account
-    raw = os.environ.get("CHATWOOT_ACCOUNT_ID", "1").strip() or "1"
-    if not raw.isdigit():
-        raise CommandError(f"CHATWOOT_ACCOUNT_ID must be a number such as 1, not {raw!r}.")
-    return int(raw)
+    return load_settings().chatwoot_account_id
 
 
 def _admin_client() -> ChatwootClient:

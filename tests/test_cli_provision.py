@@ -143,4 +143,4 @@ def test_account_comes_from_the_environment(fake, capsys, monkeypatch):
     assert fake.requests_to("GET", "/api/v1/accounts/77/agent_bots")
     monkeypatch.setenv("CHATWOOT_ACCOUNT_ID", "seventy")
     assert main(["bots", "list"]) == 2
-    assert "CHATWOOT_ACCOUNT_ID must be a number" in capsys.readouterr().err
+    assert "CHATWOOT_ACCOUNT_ID must be a whole number (it is 'seventy')." in capsys.readouterr().err
