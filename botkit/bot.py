@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from botkit import events
+from botkit import events, metrics
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
 from botkit.store.base import Job
@@ -271,7 +271,8 @@ class Bot:
         async def run_handlers(ctx: Context) -> bool:
             for handler in handlers:
                 started = time.perf_counter()
-                handled = await handler.handle(ctx)
+                with metrics.of(self.runtime).handling(handler.label):  # times, counts errors, names it in logs
+                    handled = await handler.handle(ctx)
                 log.debug("%s %s in %.1f ms", handler.label, "handled the event" if handled else "passed",
                           (time.perf_counter() - started) * 1000,
                           extra={"delivery_id": ctx.job.delivery_id, "handler": handler.label})
@@ -294,7 +295,7 @@ class Bot:
         ctx = Context(event, job, self, state={}, journal=await self.runtime.store.journal(job.key))
         ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
         await ctx.handoff(note=f"The bot could not handle this conversation ({type(error).__name__}); "
-                               "it is yours now.")
+                               "it is yours now.", reason="dead_letter")
 
 
 def _bind(middleware: Middleware, call_next: Next) -> Next:

@@ -41,6 +41,7 @@ import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
+from botkit import metrics as _metrics
 from botkit.ratelimit import TokenBucket
 from botkit.rich import RichMessage
 
@@ -254,6 +255,7 @@ class ChatwootClient:
             raise ValueError("The Chatwoot token is empty; set the bot's or the administrator's access token.")
         self.deadline = deadline
         self.rate_limiter = rate_limiter or TokenBucket(rate_per_minute)
+        self.metrics: _metrics.NullMetrics = _metrics.NULL  # botkit serve sets its Metrics here
         self._backoff = _Backoff(backoff_base, backoff_cap)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -308,7 +310,7 @@ class ChatwootClient:
             retry=retry_if_exception(_is_retry_safe),
             wait=self._backoff,
             stop=stop_before_delay(self.deadline),
-            before_sleep=_log_retry,
+            before_sleep=lambda state: (_log_retry(state), self.metrics.chatwoot_retry(endpoint)),
             reraise=True,
         )
         async for attempt in retrying:
@@ -317,15 +319,26 @@ class ChatwootClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_once(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool) -> Any:
+        queued = time.perf_counter()
         await self.rate_limiter.acquire()
+        started = time.perf_counter()
+        if started - queued > 0.001:
+            self.metrics.chatwoot_throttled(started - queued)
+        with _metrics.span("botkit.chatwoot", endpoint=endpoint):
+            return await self._attempt(method, path, endpoint, json, idempotent, started)
+
+    async def _attempt(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool,
+                       started: float) -> Any:
         try:
             response = await self._http.request(method, path, json=json)
         except NOT_SENT_ERRORS as exc:
+            self.metrics.chatwoot_request(endpoint, "unreachable", time.perf_counter() - started)
             error: ChatwootError = ChatwootUnreachable(
                 f"could not connect to Chatwoot ({type(exc).__name__})", endpoint=endpoint)
             error._retry_safe = True
             raise error from exc
         except httpx.TransportError as exc:
+            self.metrics.chatwoot_request(endpoint, "no_answer", time.perf_counter() - started)
             if idempotent:
                 error = ChatwootUnreachable(f"no answer from Chatwoot ({type(exc).__name__})", endpoint=endpoint)
                 error._retry_safe = True
@@ -333,6 +346,7 @@ class ChatwootClient:
             raise DeliveryUnknown(
                 f"the request was sent but no answer came ({type(exc).__name__})", endpoint=endpoint
             ) from exc
+        self.metrics.chatwoot_request(endpoint, str(response.status_code), time.perf_counter() - started)
         if response.is_success:
             logger.debug("chatwoot %s -> %d", endpoint, response.status_code)
             if not response.content.strip():

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botkit import events
+from botkit import events, metrics
 from botkit.store.base import Job
 
 if TYPE_CHECKING:
@@ -117,7 +117,8 @@ class Context:
             if self.bot.when_cannot_reply == "handoff" and not self.handed_off:
                 log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
                          extra=self._log_extra())
-                await self.handoff(note="The bot could not reply: the channel's reply window is closed.")
+                await self.handoff(note="The bot could not reply: the channel's reply window is closed.",
+                                   reason="reply_window")
             else:
                 log.info("the channel does not accept a reply now; skipping it", extra=self._log_extra())
             return None
@@ -159,15 +160,20 @@ class Context:
             self.account_id, self.conversation_id, agent_id))
 
     async def handoff(self, *, team: str | int | None = None, note: str | None = None,
-                      message: str | None = None) -> None:
-        """Hand the conversation to humans: message the contact, leave a note, assign a team, then open it."""
+                      message: str | None = None, reason: str = "handler") -> None:
+        """Hand the conversation to humans: message the contact, leave a note, assign a team, then open it.
+
+        `reason` labels the hand-off in the metrics (handler, dead_letter, reply_window)."""
         if message:
             await self.reply(message)
         if note:
             await self.note(note)
         if team is not None:
             await self.assign_team(team)
+        first_time = self._step not in self._journal  # a retried event skips the journaled hand-off: count it once
         await self._act("handoff", lambda: self.chatwoot.toggle_status(self.account_id, self.conversation_id, "open"))
+        if first_time:
+            metrics.of(self.bot.runtime).handoff(reason)
         self.handed_off = True
 
     async def resolve(self) -> Any:

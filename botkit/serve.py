@@ -38,6 +38,7 @@ class Runtime:
     settings: Settings
     store: Store
     chatwoot: Any  # a ChatwootClient, or a console printer in a dry run (no CHATWOOT_BASE_URL)
+    metrics: Any = None  # a botkit.metrics.Metrics, or None when BOTKIT_METRICS=false
 
 
 def load_object(spec: str, setting: str = "BOTKIT_BOT") -> Any:
@@ -69,6 +70,10 @@ def chatwoot_for(settings: Settings) -> Any:
 
 def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = True) -> Starlette:
     """The whole server for one bot (`bot`, or the one BOTKIT_BOT names)."""
+    from botkit.metrics import metrics_from_env
+    from botkit.receiver import limiter_from_env
+
+    metrics = metrics_from_env()
     verifier = Verifier.from_settings(settings)
     store = store_from_url(settings.botkit_store, dedupe_ttl=settings.botkit_dedupe_ttl)
     bot = bot if bot is not None else load_object(settings.botkit_bot)
@@ -76,22 +81,27 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
         raise ConfigError(f"BOTKIT_BOT must name an object with an async handle() method; {settings.botkit_bot} "
                           "does not have one.")
     chatwoot = chatwoot_for(settings)
+    if metrics is not None and hasattr(chatwoot, "metrics"):
+        chatwoot.metrics = metrics
     if hasattr(bot, "bind"):
-        bot.bind(Runtime(settings=settings, store=store, chatwoot=chatwoot))
+        bot.bind(Runtime(settings=settings, store=store, chatwoot=chatwoot, metrics=metrics))
     endpoints = {DEFAULT_BOT_NAME: Endpoint(DEFAULT_BOT_NAME, verifier, bot)}
-    receiver = Receiver(store, endpoints, default=DEFAULT_BOT_NAME, max_body_bytes=settings.botkit_max_body_bytes)
+    receiver = Receiver(store, endpoints, default=DEFAULT_BOT_NAME, max_body_bytes=settings.botkit_max_body_bytes,
+                        limiter=limiter_from_env())
+    if metrics is not None:
+        receiver.observe = metrics.delivery
     worker = None
     if run_worker:
         worker = Worker(store, {name: e.bot for name, e in endpoints.items()},
                         concurrency=settings.botkit_concurrency, max_attempts=settings.botkit_max_attempts,
-                        backoff=settings.botkit_retry_backoff)
+                        backoff=settings.botkit_retry_backoff, on_outcome=metrics.event if metrics else None)
 
     async def close_client() -> None:
         if hasattr(chatwoot, "aclose"):
             await chatwoot.aclose()
 
     return create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
-                      on_shutdown=close_client)
+                      on_shutdown=close_client, metrics=metrics)
 
 
 async def preflight(app: Starlette) -> None:
@@ -115,9 +125,9 @@ def app_from_env() -> Starlette:
 
 
 def configure_logging(settings: Settings) -> None:
-    from botkit.logs import setup_logging
+    from botkit.logs import secrets_of, setup_logging
 
-    setup_logging(settings.botkit_log_level, settings.botkit_log_format)
+    setup_logging(settings.botkit_log_level, settings.botkit_log_format, secrets=secrets_of(settings))
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -133,6 +143,9 @@ def serve(args: argparse.Namespace) -> int:
                           "redis:// URL (with SQLite, run `botkit serve` alone).")
     configure_logging(settings)
     asyncio.run(preflight(build_app(settings, run_worker=not args.no_worker)))
+    from botkit.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir()
 
     import uvicorn
 

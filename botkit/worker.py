@@ -5,6 +5,10 @@ time in arrival order while up to `concurrency` conversations run at once. A fai
 exponential backoff; after `max_attempts` (or at once, for an error that says retrying cannot help) it becomes
 a dead letter and its bot's `on_dead_letter` runs, which hands the conversation to a human so no customer is
 left waiting on a broken bot.
+
+Each event runs in its own task with its identity (delivery id, lane, event) bound to the logs, so every line
+written while it runs carries them; `on_outcome(outcome, job, seconds)` reports `done`, `retry` or
+`dead_letter` (the metrics hook).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from botkit import events
+from botkit import events, logs, metrics
 from botkit.store.base import Job, Store, StoreUnavailable
 
 log = logging.getLogger("botkit.worker")
@@ -75,21 +79,29 @@ class Worker:
         self._task = asyncio.create_task(self._run(), name="botkit-worker")
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Take no new work; give in-flight events `timeout` seconds; hand the rest back to the store."""
+        """Take no new work; give in-flight events `timeout` seconds; hand the rest back to the store.
+
+        Never waits much longer than `timeout`: a claim stuck on the store is cancelled too.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
         self._stopping.set()
         if self._task is not None:
-            await self._task
+            await asyncio.wait([self._task], timeout=timeout)
+            self._task.cancel()
             self._task = None
         tasks = [task for _, task in self._in_flight.values()]
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
-        unfinished = [job for job, task in self._in_flight.values() if not task.done()]
-        for _, task in self._in_flight.values():
+            log.info("stopping: waiting up to %.1f s for %d events in flight", timeout, len(tasks))
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        unfinished = [(job, task) for job, task in self._in_flight.values() if not task.done()]
+        for _, task in unfinished:
             task.cancel()
         if unfinished:
+            # Let the cancelled handlers unwind before the store and the client close under them.
+            await asyncio.wait([task for _, task in unfinished], timeout=1.0)
             log.warning("shutdown deadline passed; handing %d unfinished events back to the queue", len(unfinished))
             with contextlib.suppress(StoreUnavailable):
-                await self.store.release(unfinished)
+                await self.store.release([job for job, _ in unfinished])
         self._in_flight.clear()
 
     async def _run(self) -> None:
@@ -124,10 +136,15 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _process(self, job: Job) -> None:
+        extra = {"delivery_id": job.delivery_id, "lane": job.lane, "event": job.event}
+        with logs.bind(**extra), metrics.span("botkit.event", **extra):
+            await self._run_job(job, extra)
+
+    async def _run_job(self, job: Job, extra: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        extra = {"delivery_id": job.delivery_id, "lane": job.lane, "event": job.event}
         bot = self.bots.get(bot_of(job.lane))
+        log.debug("handling (attempt %d)", job.attempts + 1)
         try:
             if bot is None:
                 raise LookupError(f"no bot named {bot_of(job.lane)!r} is served here")
@@ -136,13 +153,14 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            await self._failed(job, bot, exc, extra)
-            outcome = "failed"
+            outcome = await self._failed(job, bot, exc, extra)
         else:
             await self._settle(self.store.done(job), job)
             outcome = "done"
+        seconds = loop.time() - started
+        log.debug("%s in %.1f ms", outcome, seconds * 1000)
         if self._on_outcome is not None:
-            self._on_outcome(outcome, job, loop.time() - started)
+            self._on_outcome(outcome, job, seconds)
 
     async def _handle(self, bot: EventHandler, event: events.Event, job: Job) -> None:
         """Run the bot; with a shared store, renew the claim every lease/3 so a live worker never loses it."""
@@ -167,7 +185,8 @@ class Worker:
                             extra={"delivery_id": job.delivery_id, "lane": job.lane})
                 return
 
-    async def _failed(self, job: Job, bot: Any, exc: Exception, extra: dict[str, Any]) -> None:
+    async def _failed(self, job: Job, bot: Any, exc: Exception, extra: dict[str, Any]) -> str:
+        """Schedule a retry or make a dead letter; returns which ("retry" or "dead_letter")."""
         attempt = job.attempts + 1
         reason = _describe(exc)
         hopeless = getattr(exc, "transient", True) is False or isinstance(exc, events.MalformedEvent | LookupError)
@@ -176,7 +195,7 @@ class Worker:
             log.warning("event failed (attempt %d of %d, retrying in %.1f s): %s",
                         attempt, self.max_attempts, delay, reason, extra=extra)
             await self._settle(self.store.retry_later(job, delay, reason), job)
-            return
+            return "retry"
         log.error("event failed for good after %d attempts; it is now a dead letter: %s", attempt, reason,
                   extra=extra, exc_info=exc)
         await self._settle(self.store.dead_letter(job, reason), job)
@@ -186,6 +205,7 @@ class Worker:
                 await on_dead_letter(events.parse_json(job.body, job.delivery_id), job, exc)
             except Exception as fallback_exc:  # the fallback itself failed: the dead letter stays for replay
                 log.error("the dead-letter fallback failed too: %s", _describe(fallback_exc), extra=extra)
+        return "dead_letter"
 
     async def _settle(self, step: Any, job: Job) -> None:
         try:

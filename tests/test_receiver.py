@@ -156,7 +156,8 @@ async def test_concurrent_duplicates_are_accepted_once(server):
 headers_strategy = st.dictionaries(
     st.sampled_from(["X-Chatwoot-Signature", "X-Chatwoot-Timestamp", "X-Chatwoot-Delivery", "Content-Length",
                      "Authorization", "Content-Type"]),
-    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+    # h11 refuses to send a value with leading or trailing whitespace, so the client would fail, not the server
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80).map(str.strip),
     max_size=4,
 )
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
