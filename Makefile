@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/botkit init
 	$(BIN)/botkit serve
 
 test: $(STAMP)

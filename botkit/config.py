@@ -72,10 +72,18 @@ class Settings(BaseSettings):
     # OpenAI (read by the OpenAI handler)
     openai_api_key: SecretStr | None = None
 
+    @field_validator("chatwoot_bot_token", "chatwoot_admin_token", "chatwoot_platform_token",
+                     "chatwoot_webhook_secret", "botkit_basic_auth", "openai_api_key", "botkit_handlers",
+                     "botkit_teams", "botkit_bots_file", "chatwoot_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`NAME=` in a .env copied from example.env means "not set"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("chatwoot_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if value is None:
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
