@@ -539,3 +539,15 @@ async def test_redis_wait_sits_out_an_outage_and_claim_reports_it() -> None:
         await asyncio.wait_for(store.wait(0.2), 10)  # no exception: the worker backs off on claim alone
         with pytest.raises(StoreUnavailable):
             await store.claim(1)
+
+
+async def test_redis_store_reconnects_after_a_restart_without_failing_a_call(tmp_path: Path) -> None:
+    skip_unless_redis_server()
+    from botkit.store.redis import RedisStore
+
+    with RedisServer(tmp_path / "redis") as server:
+        async with RedisStore(server.url) as store:
+            assert await put(store, "a1", "A")
+            server.restart()  # the pooled connection is now dead: the client's retry must reconnect
+            assert await put(store, "a2", "A")
+            assert keys(await store.claim(10)) == {"a1"}
