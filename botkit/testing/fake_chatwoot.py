@@ -18,9 +18,10 @@ messages and more than 200 messages per conversation per minute ("Too many messa
 per-IP request limit answering `429`, text/plain `Retry later`, no Retry-After; integer `message_type`
 and epoch `created_at` in the message create response; state changes that GET shows afterwards.
 
-Every request is recorded (`fake.requests`, `fake.requests_to(...)`), and faults can be injected on demand:
-`fail_next`, `rate_limit_next`, `deny_bots_next`, `delay_next` and `drop_response_next` (the request is
-processed, then never answered).
+Every request is recorded with the status it was answered (`fake.requests`, `fake.requests_to(...)`), and
+faults can be injected on demand: `fail_next`, `rate_limit_next`, `deny_bots_next`, `delay_next` and
+`drop_response_next` (the request is processed, then never answered). `GET /api` answers the version, as
+Chatwoot does, without a token.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from botkit.rich import content_attributes_errors
+from botkit.testing.server import serve_app
 
 # What an agent-bot token may call (app/controllers/concerns/access_token_auth_helper.rb), by release.
 BOT_ENDPOINTS = frozenset(
@@ -100,6 +101,7 @@ class RecordedRequest:
     time: float
     client: str
     body: bytes = b""
+    status: int | None = None  # the answer's HTTP status (for a dropped answer: what was applied)
 
     @property
     def token(self) -> str | None:
@@ -308,6 +310,7 @@ class FakeChatwoot:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_endpoints = bot_endpoints
+        self.version = "4.15.1"  # what GET /api reports
         self.requests_per_minute = requests_per_minute
         self.messages_per_minute = messages_per_minute
         self.clock = clock
@@ -460,25 +463,14 @@ class FakeChatwoot:
     @contextlib.asynccontextmanager
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[FakeChatwoot]:
         """Run on a real loopback port with uvicorn; `fake.url` is set while inside."""
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off",
-                                access_log=False, timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
         self._stopping = asyncio.Event()
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("The fake Chatwoot server stopped before it started.")
-            await asyncio.sleep(0.005)
-        bound = server.servers[0].sockets[0].getsockname()
-        self.url = f"http://{host}:{bound[1]}"
-        try:
-            yield self
-        finally:
-            self._stopping.set()
-            server.should_exit = True
-            await task
-            self.url = None
+        async with serve_app(self.app, host=host, port=port, lifespan="off") as url:
+            self.url = url
+            try:
+                yield self
+            finally:
+                self._stopping.set()  # release "hang" faults before uvicorn waits for open requests
+                self.url = None
 
     @contextlib.contextmanager
     def serve_in_thread(self, host: str = "127.0.0.1") -> Iterator[FakeChatwoot]:
@@ -556,26 +548,40 @@ class FakeChatwoot:
             ("DELETE", "/platform/api/v1/agent_bots/{bot_id:int}", "platform/agent_bots#destroy",
              self._platform_delete_bot),
         ]
-        return [Route(path, self._endpoint(action, handler), methods=[method], name=action)
-                for method, path, action, handler in table]
+        routes = [Route(path, self._endpoint(action, handler), methods=[method], name=action)
+                  for method, path, action, handler in table]
+        return [Route("/api", self._version, methods=["GET"], name="api#index"), *routes]
+
+    async def _version(self, request: Request) -> Response:
+        """`GET /api`, unauthenticated: what Chatwoot answers about itself (ApiController#index)."""
+        (await self._record(request)).status = 200
+        return JSONResponse({"version": self.version, "timestamp": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "queue_services": "ok", "data_services": "ok"})
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
-        await self._record(request)
+        (await self._record(request)).status = 404
         return _error(404, NOT_FOUND)
 
-    async def _record(self, request: Request) -> None:
+    async def _record(self, request: Request) -> RecordedRequest:
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
         client = request.client.host if request.client else "unknown"
-        self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body,
-                                             time.time(), client, raw))
+        recorded = RecordedRequest(request.method, request.url.path, dict(request.headers), body, time.time(),
+                                   client, raw)
+        self.requests.append(recorded)
+        return recorded
 
     def _endpoint(self, action: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            await self._record(request)
+            recorded = await self._record(request)
+            response = await answer(request, recorded)
+            recorded.status = response.status_code if recorded.status is None else recorded.status
+            return response
+
+        async def answer(request: Request, recorded: RecordedRequest) -> Response:
             method, path = request.method, request.url.path
             client = request.client.host if request.client else "unknown"
             if self.requests_per_minute is not None:
@@ -593,6 +599,7 @@ class FakeChatwoot:
             except ChatwootReply as reply:
                 return reply.response
             if self.faults.take(method, path, ("hang",)) is not None:
+                recorded.status = response.status_code  # applied, though never answered
                 await (self._stopping or asyncio.Event()).wait()
                 return _error(504, "the fake's dropped response")
             return response
