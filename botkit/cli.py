@@ -16,6 +16,7 @@ from botkit.config import ConfigError
 COMMAND_MODULES = [
     "botkit.serve",
     "botkit.provision",
+    "botkit.deadletters",
 ]
 
 
