@@ -6,7 +6,9 @@
         assert server.fake.messages(128)[-1]["content"] == "..."
 
 Deliveries are signed with the fake bot's secret and posted over a real socket; the bot acts through the
-real ChatwootClient on the fake. `settle()` waits until the queue is empty and nothing is in flight.
+real ChatwootClient on the fake. `settle()` waits until the queue is empty and nothing is in flight, including
+a dead letter's fallback hand-off. Settings come from the environment (and `env_file`, if given), with the
+fake's URL, token and secret, an in-memory store and a short retry backoff on top.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from botkit.testing.server import serve_app
 
 class BotServer:
     def __init__(self, bot: Any, *, fake: FakeChatwoot | None = None, store: str = "memory://",
-                 teams: str | None = None, **settings: Any) -> None:
+                 teams: str | None = None, env_file: str | None = None, **settings: Any) -> None:
         self.bot = bot
         self.fake = fake or FakeChatwoot()
         self.store_url = store
         self.teams = teams
         self.extra_settings = settings
+        self.env_file = env_file
+        self.settings: Any = None
         self.url = ""
         self.app: Any = None
         self._stack = contextlib.AsyncExitStack()
@@ -44,8 +48,8 @@ class BotServer:
         await self._stack.__aenter__()
         if self.fake.url is None:
             await self._stack.enter_async_context(self.fake.serve())
-        settings = load_settings(
-            env_file=None, chatwoot_base_url=self.fake.url, chatwoot_bot_token=self.fake.bot_token,
+        self.settings = settings = load_settings(
+            env_file=self.env_file, chatwoot_base_url=self.fake.url, chatwoot_bot_token=self.fake.bot_token,
             chatwoot_webhook_secret=self.fake.bot_secret, botkit_store=self.store_url, botkit_teams=self.teams,
             botkit_retry_backoff=0.05, **self.extra_settings,
         )
@@ -72,11 +76,13 @@ class BotServer:
         return response.json()["status"]
 
     async def settle(self, timeout: float = 15.0) -> None:
-        """Wait until every accepted delivery has been handled (or dead-lettered)."""
+        """Wait until every accepted delivery has been handled (or dead-lettered and handed off)."""
         deadline = time.monotonic() + timeout
+        worker = self.app.state.worker
         while True:
             stats = await self.store.stats()
-            if stats.waiting == 0 and stats.in_flight == 0:
+            # the store counts a dead letter as done before the worker's fallback hand-off has run
+            if stats.waiting == 0 and stats.in_flight == 0 and (worker is None or worker.in_flight == 0):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bot did not settle in {timeout} s: {stats}")

@@ -12,14 +12,32 @@ import uvicorn
 
 @contextlib.asynccontextmanager
 async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "on") -> AsyncIterator[str]:
-    """Serve `app` with uvicorn inside the running loop; yields its base URL, e.g. http://127.0.0.1:41234."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan, access_log=False,
-                            timeout_graceful_shutdown=2)
+    """Serve `app` with uvicorn inside the running loop; yields its base URL, e.g. http://127.0.0.1:41234.
+
+    When the app fails to start, its own exception is raised here (uvicorn would log it and exit)."""
+    failures: list[BaseException] = []
+
+    async def watched(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            if scope["type"] == "lifespan":
+                failures.append(exc)
+            raise
+
+    async def run() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's sys.exit on a failed start-up must not stop the loop
+            await server.serve()
+
+    config = uvicorn.Config(watched, host=host, port=port, log_level="warning",
+                            lifespan=lifespan, access_log=False, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(run())
     while not server.started:
         if task.done():
             task.result()
+            if failures:
+                raise failures[0]
             raise RuntimeError("the server stopped before it started")
         await asyncio.sleep(0.005)
     bound = server.servers[0].sockets[0].getsockname()
