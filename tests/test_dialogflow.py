@@ -275,3 +275,28 @@ def test_botkit_serve_stops_with_one_sentence_without_credentials(tmp_path):
     assert done.returncode != 0
     assert "Dialogflow credentials could not be loaded" in done.stderr
     assert "GOOGLE_APPLICATION_CREDENTIALS" in done.stderr
+
+
+def test_regional_endpoints_and_session_paths_follow_chatwoots_integration():
+    from botkit.adapters.dialogflow import _CX, _ES, _endpoint, load_dialogflow_settings
+
+    regional = load_dialogflow_settings(location="europe-west1")
+    assert _endpoint(load_dialogflow_settings()) == "dialogflow.googleapis.com"
+    assert _endpoint(regional) == "europe-west1-dialogflow.googleapis.com"
+    assert _ES(regional, "p").request("s1", "hi", "de").session == "projects/p/locations/europe-west1/agent/sessions/s1"
+    full = load_dialogflow_settings(cx_agent_id="projects/q/locations/us-central1/agents/a9")
+    assert _CX(full, None).request("s1", "hi", "de").session == "projects/q/locations/us-central1/agents/a9/sessions/s1"
+    with pytest.raises(ConfigError, match="DIALOGFLOW_TIMEOUT"):
+        load_dialogflow_settings(timeout=-1)
+
+
+async def test_a_transport_can_be_injected(dialogflow):
+    from google.cloud.dialogflow_v2.services.sessions.transports import SessionsGrpcAsyncIOTransport
+
+    dialogflow.on("hi", "Hello!")
+    bot = make_bot(project_id="acme-support", transport=SessionsGrpcAsyncIOTransport(channel=dialogflow.channel()))
+    async with BotServer(bot) as server:
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        await server.deliver(factories.contact_message("hi"))
+        await server.settle()
+        assert chatwoot_calls(server.fake) == [text("Hello!")]

@@ -131,14 +131,14 @@ class DialogflowHandler(Handler):
         project = settings.project_id
         if self.client is None:
             clients = _cx_clients() if cx else _es_clients()
-            if self._transport is not None:
+            if self._transport is not None:  # the caller's channel: the caller closes it
                 self.client = clients.SessionsAsyncClient(transport=self._transport)
             else:
                 credentials, found_project = await asyncio.to_thread(_credentials, settings)
                 project = project or found_project
                 self.client = clients.SessionsAsyncClient(
                     credentials=credentials, client_options={"api_endpoint": _endpoint(settings)})
-            self._owns_client = True
+                self._owns_client = True
         full_agent_path = cx and str(settings.cx_agent_id).startswith("projects/")
         if not project and not full_agent_path:
             raise ConfigError("DIALOGFLOW_PROJECT_ID must name the Google Cloud project of the Dialogflow agent.")
