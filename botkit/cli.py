@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "botkit.serve",
     "botkit.provision",
     "botkit.deadletters",
+    "botkit.plugins",
+    "botkit.chat",
 ]
 
 

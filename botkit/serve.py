@@ -68,25 +68,50 @@ def chatwoot_for(settings: Settings) -> Any:
                                         deadline=settings.chatwoot_retry_deadline)
 
 
+def bot_from_settings(settings: Settings) -> Any:
+    """BOTKIT_HANDLERS (plugins by name) or BOTKIT_BOT (an object with `handle`, or a factory making one)."""
+    if settings.botkit_handlers:
+        from botkit.bot import Bot
+        from botkit.plugins import handlers_from_names
+
+        return Bot("bot", handlers_from_names(settings.botkit_handlers))
+    bot = load_object(settings.botkit_bot)
+    if not hasattr(bot, "handle") and callable(bot):
+        bot = bot()  # a factory such as bots.support_router:make_bot
+    if not callable(getattr(bot, "handle", None)):
+        raise ConfigError(f"BOTKIT_BOT must name a bot (an object with an async handle() method) or a function "
+                          f"making one; {settings.botkit_bot} is neither.")
+    return bot
+
+
 def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = True) -> Starlette:
-    """The whole server for one bot (`bot`, or the one BOTKIT_BOT names)."""
+    """The whole server: one bot (`bot`, or the one the settings name), or every bot of BOTKIT_BOTS_FILE."""
+    from botkit.bots_file import BotSpec, read_bots_file
     from botkit.metrics import metrics_from_env
     from botkit.receiver import limiter_from_env
 
+    if bot is None and settings.botkit_bots_file:
+        specs = read_bots_file(settings.botkit_bots_file, settings)
+    else:
+        specs = [BotSpec(DEFAULT_BOT_NAME, settings)]
     metrics = metrics_from_env()
-    verifier = Verifier.from_settings(settings)
     store = store_from_url(settings.botkit_store, dedupe_ttl=settings.botkit_dedupe_ttl)
-    bot = bot if bot is not None else load_object(settings.botkit_bot)
-    if not callable(getattr(bot, "handle", None)):
-        raise ConfigError(f"BOTKIT_BOT must name an object with an async handle() method; {settings.botkit_bot} "
-                          "does not have one.")
-    chatwoot = chatwoot_for(settings)
-    if metrics is not None and hasattr(chatwoot, "metrics"):
-        chatwoot.metrics = metrics
-    if hasattr(bot, "bind"):
-        bot.bind(Runtime(settings=settings, store=store, chatwoot=chatwoot, metrics=metrics))
-    endpoints = {DEFAULT_BOT_NAME: Endpoint(DEFAULT_BOT_NAME, verifier, bot)}
-    receiver = Receiver(store, endpoints, default=DEFAULT_BOT_NAME, max_body_bytes=settings.botkit_max_body_bytes,
+    endpoints: dict[str, Endpoint] = {}
+    clients: list[Any] = []
+    for spec in specs:
+        spec_bot = bot if bot is not None else bot_from_settings(spec.settings)
+        if any(e.bot is spec_bot for e in endpoints.values()):
+            raise ConfigError(f"BOTKIT_BOTS_FILE: bot {spec.name!r} reuses another bot's object; name a factory "
+                              "such as bots.support_router:make_bot so each bot gets its own.")
+        chatwoot = chatwoot_for(spec.settings)
+        clients.append(chatwoot)
+        if metrics is not None and hasattr(chatwoot, "metrics"):
+            chatwoot.metrics = metrics
+        if hasattr(spec_bot, "bind"):
+            spec_bot.bind(Runtime(settings=spec.settings, store=store, chatwoot=chatwoot, metrics=metrics))
+        endpoints[spec.name] = Endpoint(spec.name, Verifier.from_settings(spec.settings), spec_bot)
+    default = specs[0].name if len(specs) == 1 else None  # plain /webhook is for the single-bot case
+    receiver = Receiver(store, endpoints, default=default, max_body_bytes=settings.botkit_max_body_bytes,
                         limiter=limiter_from_env())
     if metrics is not None:
         receiver.observe = metrics.delivery
@@ -96,12 +121,15 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
                         concurrency=settings.botkit_concurrency, max_attempts=settings.botkit_max_attempts,
                         backoff=settings.botkit_retry_backoff, on_outcome=metrics.event if metrics else None)
 
-    async def close_client() -> None:
-        if hasattr(chatwoot, "aclose"):
-            await chatwoot.aclose()
+    async def close_clients() -> None:
+        for chatwoot in clients:
+            if hasattr(chatwoot, "aclose"):
+                await chatwoot.aclose()
 
-    return create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
-                      on_shutdown=close_client, metrics=metrics)
+    app = create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
+                     on_shutdown=close_clients, metrics=metrics)
+    app.state.close_clients = close_clients
+    return app
 
 
 async def preflight(app: Starlette) -> None:
@@ -112,9 +140,7 @@ async def preflight(app: Starlette) -> None:
             await bot.startup()
         if hasattr(bot, "shutdown"):
             await bot.shutdown()
-    chatwoot = getattr(getattr(bot, "runtime", None), "chatwoot", None)
-    if hasattr(chatwoot, "aclose"):
-        await chatwoot.aclose()
+    await app.state.close_clients()
 
 
 def app_from_env() -> Starlette:

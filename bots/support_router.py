@@ -4,23 +4,12 @@ billing/payment -> the billing team; technical/bug -> the technical team; human/
 anything else -> a prompt. Teams are mapped to Chatwoot ids with BOTKIT_TEAMS=billing=3,technical=4.
 """
 
-from botkit import Bot, KeywordRouter, Rule
-
+from botkit import Bot, KeywordRouter
+from botkit.adapters.keywords import GUIDE_FALLBACK, GUIDE_RULES
 
 
 def make_bot() -> Bot:
-    router = KeywordRouter(
-        [
-            Rule(keywords=["billing", "payment"], reply="I'm transferring you to our billing team.",
-                 team="billing", handoff=True),
-            Rule(keywords=["technical", "bug"], reply="Let me connect you with our technical support team.",
-                 team="technical", handoff=True),
-            Rule(keywords=["human", "agent", "person"], reply="Let me connect you with a human agent.", handoff=True),
-        ],
-        fallback="How can I help you today? You can ask about billing or technical issues.",
-    )
-
-    return Bot("support_router", [router])
+    return Bot("support_router", [KeywordRouter(GUIDE_RULES, fallback=GUIDE_FALLBACK)])
 
 
 bot = make_bot()

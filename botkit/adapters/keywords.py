@@ -12,10 +12,14 @@ in order; the first match wins. Rules come from Python or from a TOML file:
 
     [fallback]
     reply = "How can I help you today?"
+
+As a plugin (`BOTKIT_HANDLERS=keywords`) it reads its rules from the file BOTKIT_KEYWORDS_FILE names, or
+uses the rules of Chatwoot's Agent Bots guide (billing, technical, human) when none is set.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Sequence
@@ -67,6 +71,11 @@ class KeywordRouter(Handler):
             raise ConfigError(f"the keyword rules file {path} has a bad rule ({exc}).") from None
         return cls(rules, fallback=(data.get("fallback") or {}).get("reply"))
 
+    @classmethod
+    def from_settings(cls) -> KeywordRouter:
+        path = os.environ.get("BOTKIT_KEYWORDS_FILE")
+        return cls.from_toml(path) if path else cls(GUIDE_RULES, fallback=GUIDE_FALLBACK)
+
     async def startup(self, bot: Bot) -> None:
         bot.check_teams(str(r.team) for r in self.rules if r.team is not None)
 
@@ -91,6 +100,17 @@ class KeywordRouter(Handler):
             await ctx.handoff(team=rule.team)
         elif rule.team is not None:
             await ctx.assign_team(rule.team)
+
+
+# The custom business logic of Chatwoot's Agent Bots guide: the default bot's rules.
+GUIDE_RULES = (
+    Rule(keywords=["billing", "payment"], reply="I'm transferring you to our billing team.", team="billing",
+         handoff=True),
+    Rule(keywords=["technical", "bug"], reply="Let me connect you with our technical support team.",
+         team="technical", handoff=True),
+    Rule(keywords=["human", "agent", "person"], reply="Let me connect you with a human agent.", handoff=True),
+)
+GUIDE_FALLBACK = "How can I help you today? You can ask about billing or technical issues."
 
 
 def _rule_fields(raw: dict[str, Any]) -> dict[str, Any]:
