@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "botkit.deadletters",
     "botkit.plugins",
     "botkit.chat",
+    "botkit.devtools",
 ]
 
 
