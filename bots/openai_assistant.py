@@ -19,7 +19,8 @@ def make_bot(**openai_settings: Any) -> Bot:
     """The bot; keyword arguments go to OpenAIHandler (model=, base_url=, api_key=, system_prompt=, ...)."""
     router = next(h for h in support_router.make_bot().handlers if isinstance(h, KeywordRouter))
     keywords = KeywordRouter(router.rules)  # no fallback reply: unmatched messages reach the model
-    return Bot("openai_assistant", [keywords, OpenAIHandler(**openai_settings)])
+    # no delayed typing from the Bot: the handler shows typing itself before each model call
+    return Bot("openai_assistant", [keywords, OpenAIHandler(**openai_settings)], typing_after=None)
 
 
 bot = make_bot()

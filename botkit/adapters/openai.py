@@ -18,6 +18,7 @@ Settings are constructor arguments, with environment fallbacks (OPENAI_MODEL, OP
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import copy
 import inspect
@@ -279,14 +280,15 @@ class OpenAIHandler(Handler):
         # a fresh copy, stored back whole: the Bot saves the state when it differs from a shallow copy of it
         memory = copy.deepcopy(ctx.state.get("openai") or {"transcript": [], "calls": 0, "tokens": 0})
         token = _turn.set(_Turn())
-        if self.typing:
-            await ctx.typing(True)
+        # typing is shown beside the model call, not before it: a busy Chatwoot must not delay the answer
+        typing = asyncio.create_task(ctx.typing(True)) if self.typing else None
         try:
             await self._answer(ctx, memory, text)
         finally:
             ctx.state["openai"] = memory
             _turn.reset(token)
-            if self.typing:
+            if typing is not None:
+                await typing  # ctx.typing never raises
                 await ctx.typing(False)
         return True
 
