@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "botkit.plugins",
     "botkit.chat",
     "botkit.devtools",
+    "botkit.doctor",
 ]
 
 
