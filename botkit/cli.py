@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "botkit.chat",
     "botkit.devtools",
     "botkit.doctor",
+    "botkit.scaffold",
 ]
 
 
