@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -243,7 +244,7 @@ class Bot:
             return
         store = self.runtime.store
         state = await store.get_state(job.lane)
-        before = dict(state)
+        before = json.dumps(state, sort_keys=True)  # a snapshot: handlers may change nested values in place
         ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
         typing = self._typing_later(ctx) if event.name in MESSAGES else None
         try:
@@ -253,7 +254,7 @@ class Bot:
                 typing.cancel()
                 if typing.done() and not typing.cancelled() and typing.result():
                     await ctx.typing(False)
-        if ctx.state != before and event.name != "conversation_resolved":
+        if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
             await store.set_state(job.lane, ctx.state)
 
     def _typing_later(self, ctx: Context) -> asyncio.Task[bool] | None:

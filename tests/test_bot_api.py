@@ -139,8 +139,8 @@ async def test_state_persists_per_conversation_and_is_forgotten_when_resolved():
 
     @bot.fallback
     async def count(ctx: Context) -> None:
-        ctx.state["n"] = ctx.state.get("n", 0) + 1
-        await ctx.reply(f"message {ctx.state['n']}")
+        ctx.state.setdefault("seen", {"n": 0})["n"] += 1  # a change inside a nested value is saved too
+        await ctx.reply(f"message {ctx.state['seen']['n']}")
 
     async with Server(bot) as server:
         for text in ("a", "b"):
