@@ -129,6 +129,7 @@ class Metrics(NullMetrics):
         self.queue = QueueCollector()
         self.registry.register(self.queue)
         self._delivery_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._event_children: dict[str, tuple[Any, Any]] = {}
 
     # hooks --------------------------------------------------------------------------------------------
     def delivery(self, bot: str, outcome: str, seconds: float) -> None:
@@ -143,8 +144,11 @@ class Metrics(NullMetrics):
 
     def event(self, outcome: str, job: Any, seconds: float) -> None:
         """Worker.on_outcome: done, retry or dead_letter."""
-        self.events.labels(outcome).inc()
-        self.event_seconds.labels(outcome).observe(seconds)
+        children = self._event_children.get(outcome)
+        if children is None:
+            children = self._event_children[outcome] = (self.events.labels(outcome), self.event_seconds.labels(outcome))
+        children[0].inc()
+        children[1].observe(seconds)
         if outcome == "dead_letter":
             self.dead_lettered.labels(job.event).inc()
 
