@@ -29,6 +29,7 @@ client-side token bucket (2400/min by default, below Chatwoot's 3000/min per IP)
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import random
@@ -257,6 +258,9 @@ class ChatwootClient:
         self.rate_limiter = rate_limiter or TokenBucket(rate_per_minute)
         self.metrics: _metrics.NullMetrics = _metrics.NULL  # botkit serve sets its Metrics here
         self._backoff = _Backoff(backoff_base, backoff_cap)
+        # httpcore's pool rescans every waiting request whenever a connection frees up, which costs CPU in the
+        # square of the queue; requests wait here instead, at most one per connection inside the pool.
+        self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -330,7 +334,8 @@ class ChatwootClient:
     async def _attempt(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool,
                        started: float) -> Any:
         try:
-            response = await self._http.request(method, path, json=json)
+            async with self._slots:
+                response = await self._http.request(method, path, json=json)
         except NOT_SENT_ERRORS as exc:
             self.metrics.chatwoot_request(endpoint, "unreachable", time.perf_counter() - started)
             error: ChatwootError = ChatwootUnreachable(
