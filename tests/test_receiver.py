@@ -8,7 +8,8 @@ import logging
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from botkit.config import load_settings
 from botkit.serve import build_app
@@ -193,3 +194,53 @@ async def test_fuzzed_signed_real_shapes_never_5xx(server, data):
         mutate(body["conversation"], data)
     response = await post(server, body)
     assert response.status_code in (200, 400), response.text
+
+
+# Readiness: the store answers, the worker runs, the queue moves ------------------------------------------
+class NeverClaims:
+    """A store wrapper for the worker only: it claims nothing, as a wedged worker would."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.lease = None
+
+    async def claim(self, limit):
+        return []
+
+    async def wait(self, timeout):
+        await asyncio.sleep(timeout)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+async def test_readiness_reports_a_stuck_queue_a_stopped_worker_and_a_silent_store():
+    from botkit.receiver import Endpoint, Receiver, create_app
+    from botkit.security import Verifier
+    from botkit.store.memory import MemoryStore
+    from botkit.worker import Worker
+
+    store = MemoryStore()
+    receiver = Receiver(store, {"default": Endpoint("default", Verifier([SECRET.encode()]), Recorder())},
+                        default="default")
+    worker = Worker(NeverClaims(store), {"default": receiver.endpoints["default"].bot}, poll_interval=0.05)
+    app = create_app(receiver, worker=worker, stuck_after=0.2)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        await post(client, message(5, 500))
+        await asyncio.sleep(0.3)
+        stuck = await client.get("/readyz")
+        assert stuck.status_code == 503
+        assert stuck.json()["problems"][0].startswith("the oldest queued event has waited")
+
+        await worker.stop(1)
+        stopped = (await client.get("/readyz")).json()
+        assert "the worker is not running" in stopped["problems"]
+
+        async def silent():
+            raise StoreUnavailable("connection refused")
+
+        store.ping = silent
+        down = await client.get("/readyz")
+        assert (down.status_code, down.json()["problems"]) == (503, ["the store does not answer"])
+        assert (await client.get("/healthz")).status_code == 200  # alive, though not ready
