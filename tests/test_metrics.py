@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -231,3 +232,27 @@ def test_serve_empties_the_multiprocess_directory(tmp_path, monkeypatch):
     prepare_multiprocess_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
+
+
+TRACING = textwrap.dedent("""
+    from botkit import metrics
+    first, second = metrics.span("botkit.webhook", delivery_id="d-1"), metrics.span("botkit.event", lane=None)
+    with first, second:
+        pass
+    print(metrics._TRACER is None, first is second)
+""")
+
+
+@pytest.mark.parametrize(("otel_env", "expected"), [
+    ({}, "True True"),  # not configured: no tracer, one shared no-op for every span
+    # configured: spans from the OpenTelemetry API if it is installed, else still the no-op
+    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+     "True True" if importlib.util.find_spec("opentelemetry") is None else "False False"),
+    ({"OTEL_TRACES_EXPORTER": "none"}, "True True"),
+])
+def test_tracing_only_when_opentelemetry_is_configured(otel_env, expected):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(otel_env, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", TRACING], env=env, check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    assert out.strip() == expected
