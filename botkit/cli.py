@@ -50,4 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m botkit.cli`: run the one imported copy of this module, so command modules' `CommandError`
+    # is the class `main` catches.
+    from botkit.cli import main as _main
+
+    sys.exit(_main())
