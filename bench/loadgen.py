@@ -44,7 +44,10 @@ async def _connection(port: int, make_request: Callable[[], bytes], stop_at: flo
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while (now := time.perf_counter()) < stop_at:
-            request = make_request()
+            try:
+                request = make_request()
+            except StopIteration:  # a finite feed of requests ran out
+                break
             started = time.perf_counter()
             writer.write(request)
             status_line = await reader.readline()
@@ -72,7 +75,7 @@ async def run(port: int, make_request: Callable[[], bytes], *, connections: int 
     stop_at = record_after + seconds
     await asyncio.gather(*(_connection(port, make_request, stop_at, latencies, statuses, record_after)
                            for _ in range(connections)))
-    return Result(len(latencies), seconds, latencies, statuses)
+    return Result(len(latencies), min(seconds, time.perf_counter() - record_after), latencies, statuses)
 
 
 async def paced(port: int, make_request: Callable[[], bytes], *, rate: float, count: int) -> list[float]:
@@ -86,9 +89,11 @@ async def paced(port: int, make_request: Callable[[], bytes], *, rate: float, co
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         started = time.perf_counter()
         writer.write(make_request())
-        await reader.readline()
+        status = int((await reader.readline()).split()[1])
         latencies.append(time.perf_counter() - started)
         writer.close()
+        if status != 200:
+            raise RuntimeError(f"the server answered {status}")
 
     await asyncio.gather(*(one(i) for i in range(count)))
     return latencies

@@ -248,7 +248,7 @@ class ChatwootClient:
         rate_limiter: TokenBucket | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
-        max_connections: int = 100,
+        max_connections: int = 16,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
