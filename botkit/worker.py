@@ -106,6 +106,10 @@ class Worker:
 
     async def _run(self) -> None:
         failures = 0
+        try:
+            await self.store.recover()
+        except StoreUnavailable as exc:
+            log.error("could not take back the claims of a previous run (%s)", exc)
         while not self._stopping.is_set():
             free = self.concurrency - len(self._in_flight)
             try:

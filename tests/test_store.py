@@ -403,6 +403,8 @@ async def test_sqlite_survives_reopen_and_takes_back_claims_of_the_previous_run(
 
     second = await make_store()
     assert not await put(second, "a1", "A")  # dedupe keys survived
+    assert await second.claim(10) == []  # another process (the dead-letter CLI) touches no claim...
+    await second.recover()  # ...until a worker starts and takes them back
     again = await second.claim(10)
     assert sorted((j.id, j.key, j.attempts) for j in again) == sorted((j.id, j.key, 0) for j in claimed)
     assert await second.get_state("A") == {"x": 1}

@@ -6,8 +6,9 @@ futures: fifty concurrent acks cost one commit, and no caller hears "done" befor
 Nothing blocks the event loop. A committed event survives `kill -9` (WAL, synchronous=NORMAL); add
 `?synchronous=full` to the URL to survive power loss too, at the cost of an fsync per commit.
 
-One process owns the file at a time: claims live in this process, so `open` takes back whatever claims a
-killed predecessor left, and those events run again (they were in flight, never finished).
+One process owns the file at a time: claims live in this process, so the worker's `recover` at start takes
+back whatever claims a killed predecessor left, and those events run again (they were in flight, never
+finished). Other processes (`botkit deadletters`) may open the file without touching claims.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,6 +29,7 @@ from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailab
 T = TypeVar("T")
 _BATCH = 256  # operations per transaction at most
 _PURGE_EVERY = 60.0  # seconds between sweeps of expired dedupe keys
+_STATES_CACHED = 10_000  # conversations whose state is kept in memory
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
@@ -71,6 +74,10 @@ class SQLiteStore(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
         self._next_purge = 0.0
+        # This process is the file's only writer, so the journal (small: unfinished events only) lives in
+        # memory too, and recent conversations' state is cached: reads need not queue behind commits.
+        self._journal: dict[str, dict[int, str]] = {}  # event key -> step -> JSON result
+        self._states: OrderedDict[str, str] = OrderedDict()  # lane -> JSON state, most recent last
 
     # the writer thread --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -79,6 +86,12 @@ class SQLiteStore(Store):
         self._thread = threading.Thread(target=self._run, args=(ready,), name="botkit-sqlite", daemon=True)
         self._thread.start()
         await ready
+        rows = await self._call(lambda db: db.execute("SELECT key, step, result FROM journal").fetchall())
+        for key, step, result in rows:
+            self._journal.setdefault(key, {})[step] = result
+
+    async def recover(self) -> None:
+        """The worker is starting: claims a previous run left were never finished, so hand them out again."""
         await self._call(lambda db: db.execute("UPDATE queue SET claimed = 0 WHERE claimed = 1"))
 
     async def close(self) -> None:
@@ -134,7 +147,7 @@ class SQLiteStore(Store):
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve_all, results)
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T] | _Enqueue) -> T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T] | _Enqueue | _Done) -> T:
         if self._thread is None or self._loop is None:
             raise StoreUnavailable("the SQLite store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
@@ -179,11 +192,8 @@ class SQLiteStore(Store):
         self._wakeup.clear()
 
     async def done(self, job: Job) -> None:
-        def op(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM queue WHERE seq = ?", (int(job.id),))
-            db.execute("DELETE FROM journal WHERE key = ?", (job.key,))
-
-        await self._call(op)
+        await self._call(_Done(int(job.id), job.key))
+        self._journal.pop(job.key, None)
         self._wakeup.set()
 
     async def retry_later(self, job: Job, delay: float, error: str) -> None:
@@ -248,35 +258,51 @@ class SQLiteStore(Store):
         return replayed
 
     async def drop(self, dead_letter_id: str) -> bool:
-        def op(db: sqlite3.Connection) -> bool:
+        def op(db: sqlite3.Connection) -> str | None:
             row = db.execute("DELETE FROM dead_letters WHERE seq = ? RETURNING key", (int(dead_letter_id),)).fetchone()
             if row is not None:
                 db.execute("DELETE FROM journal WHERE key = ?", (row[0],))
-            return row is not None
+            return row[0] if row else None
 
-        return await self._call(op) if dead_letter_id.isdigit() else False
+        key = await self._call(op) if dead_letter_id.isdigit() else None
+        if key is not None:
+            self._journal.pop(key, None)
+        return key is not None
 
     async def get_state(self, lane: str) -> dict[str, Any]:
-        row = await self._call(lambda db: db.execute("SELECT data FROM state WHERE lane = ?", (lane,)).fetchone())
-        return json.loads(row[0]) if row else {}
+        data = self._states.get(lane)
+        if data is None:
+            row = await self._call(lambda db: db.execute("SELECT data FROM state WHERE lane = ?", (lane,)).fetchone())
+            data = row[0] if row else "{}"
+            self._remember_state(lane, data)
+        else:
+            self._states.move_to_end(lane)
+        return json.loads(data)  # a copy: the caller may change it freely
+
+    def _remember_state(self, lane: str, data: str) -> None:
+        self._states[lane] = data
+        self._states.move_to_end(lane)
+        if len(self._states) > _STATES_CACHED:
+            self._states.popitem(last=False)
 
     async def set_state(self, lane: str, state: dict[str, Any]) -> None:
         data, now = json.dumps(state), self._clock()
         await self._call(lambda db: db.execute(
             "INSERT OR REPLACE INTO state (lane, data, updated_at) VALUES (?, ?, ?)", (lane, data, now)))
+        self._remember_state(lane, data)
 
     async def clear_state(self, lane: str) -> None:
         await self._call(lambda db: db.execute("DELETE FROM state WHERE lane = ?", (lane,)))
+        self._remember_state(lane, "{}")
 
     async def journal(self, key: str) -> dict[int, Any]:
-        rows = await self._call(lambda db: db.execute(
-            "SELECT step, result FROM journal WHERE key = ?", (key,)).fetchall())
-        return {step: json.loads(result) for step, result in rows}
+        return {step: json.loads(result) for step, result in self._journal.get(key, {}).items()}
 
     async def record(self, key: str, step: int, result: Any) -> None:
         data = json.dumps(result)
         await self._call(lambda db: db.execute(
             "INSERT OR REPLACE INTO journal (key, step, result) VALUES (?, ?, ?)", (key, step, data)))
+        self._journal.setdefault(key, {})[step] = data
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,20 +320,37 @@ class _Enqueue:
     purge: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    seq: int
+    key: str
+
+
 def _run_batch(db: sqlite3.Connection, ops: list[Any]) -> list[Any]:
+    """Run a batch's operations in order. A run of enqueues and dones (which touch different rows, so they
+    commute) is done with a few executemany calls instead of several statements per operation."""
     results: list[Any] = []
-    group: list[_Enqueue] = []
-    for op in ops:
-        if isinstance(op, _Enqueue):
-            group.append(op)
+    run: list[Any] = []
+    for op in [*ops, None]:
+        if isinstance(op, _Enqueue | _Done):
+            run.append(op)
             continue
-        if group:
-            results.extend(_enqueue_many(db, group))
-            group = []
-        results.append(op(db))
-    if group:
-        results.extend(_enqueue_many(db, group))
+        if run:
+            results.extend(_enqueues_and_dones(db, run))
+            run = []
+        if op is not None:
+            results.append(op(db))
     return results
+
+
+def _enqueues_and_dones(db: sqlite3.Connection, run: list[Any]) -> list[Any]:
+    dones = [op for op in run if isinstance(op, _Done)]
+    if dones:
+        db.executemany("DELETE FROM queue WHERE seq = ?", [(op.seq,) for op in dones])
+        db.executemany("DELETE FROM journal WHERE key = ?", [(op.key,) for op in dones])
+    enqueues = [op for op in run if isinstance(op, _Enqueue)]
+    accepted = iter(_enqueue_many(db, enqueues) if enqueues else [])
+    return [next(accepted) if isinstance(op, _Enqueue) else None for op in run]
 
 
 def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
