@@ -47,7 +47,8 @@ FAKE = textwrap.dedent("""
 
     async def replies(request):
         return JSONResponse([[r.path.split("/")[-2], r.time] for r in fake.requests
-                             if r.method == "POST" and r.path.endswith("/messages")])
+                             if r.method == "POST" and r.path.endswith("/messages") and r.status == 200
+                             and not (r.json or {}).get("private")])
 
     async def credentials(request):
         return JSONResponse({"token": fake.bot_token, "secret": fake.bot_secret})

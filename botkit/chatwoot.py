@@ -248,7 +248,7 @@ class ChatwootClient:
         rate_limiter: TokenBucket | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
-        max_connections: int = 16,
+        max_connections: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
@@ -258,8 +258,9 @@ class ChatwootClient:
         self.rate_limiter = rate_limiter or TokenBucket(rate_per_minute)
         self.metrics: _metrics.NullMetrics = _metrics.NULL  # botkit serve sets its Metrics here
         self._backoff = _Backoff(backoff_base, backoff_cap)
-        # httpcore's pool rescans every waiting request whenever a connection frees up, which costs CPU in the
-        # square of the queue; requests wait here instead, at most one per connection inside the pool.
+        # httpcore's pool checks every connection for every waiting request each time one is sent or freed
+        # (CPU in connections x queue): requests wait on this semaphore instead, and a few keep-alive
+        # connections carry a bot's load to one Chatwoot (8 beat 16 and 100 in bench/e2e.py).
         self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -292,6 +293,11 @@ class ChatwootClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    @property
+    def busy(self) -> bool:
+        """Every connection is in use and requests are waiting: cosmetic calls (typing) should skip."""
+        return self._slots.locked()
 
     def __repr__(self) -> str:
         return f"ChatwootClient(base_url={self.base_url!r}, token=**********)"

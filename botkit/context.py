@@ -144,7 +144,10 @@ class Context:
             self.account_id, self.conversation_id, text, private=True))
 
     async def typing(self, on: bool = True) -> None:
-        """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged."""
+        """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged, and skipped
+        when requests to Chatwoot already queue (it would only slow the replies it announces)."""
+        if on and getattr(self.chatwoot, "busy", False):
+            return
         try:
             await self.chatwoot.toggle_typing(self.account_id, self.conversation_id, on)
         except Exception as exc:  # typing must never fail an event
