@@ -20,7 +20,6 @@ deliveries pass authentication and never reach the limiter, even from an address
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -91,7 +90,7 @@ class Receiver:
                 return "rate_limited", Response(status_code=429, headers={"connection": "close"})
             return "unauthorized", Response(status_code=401)
         try:
-            payload = json.loads(body)
+            payload = events.loads(body)
             routing = events.route(payload)
         except Exception:  # bad JSON, MalformedEvent, or a shape route() did not foresee: never a 500
             return "malformed", Response(NOT_AN_EVENT, status_code=400, media_type="application/json")
