@@ -98,3 +98,26 @@ def test_init_writes_a_secret_once_and_serve_then_accepts_it(tmp_path):
     again = run_cli("init", cwd=tmp_path)
     assert again.returncode == 0 and (tmp_path / ".env").read_text() == written
     assert load_settings(env_file=str(tmp_path / ".env")).webhook_secrets
+
+
+def test_example_env_documents_every_setting_with_a_comment():
+    import re
+
+    from botkit.adapters.dialogflow import DialogflowSettings
+    from botkit.adapters.openai import OpenAISettings
+    from botkit.config import Settings
+
+    lines = (ROOT / "example.env").read_text().splitlines()
+    documented = {}
+    for number, line in enumerate(lines):
+        match = re.match(r"^#? ?([A-Z][A-Z0-9_]+)=", line)
+        if match:
+            documented[match.group(1)] = number
+    wanted = {name.upper() for name in Settings.model_fields}
+    wanted |= {f"OPENAI_{name.upper()}" for name in OpenAISettings.model_fields}
+    wanted |= {f"DIALOGFLOW_{name.upper()}" for name in DialogflowSettings.model_fields}
+    wanted.discard("DIALOGFLOW_CREDENTIALS_FILE")  # GOOGLE_APPLICATION_CREDENTIALS, Google's own variable
+    assert sorted(wanted - set(documented)) == []
+    for name, number in documented.items():  # each setting, or the group it belongs to, has a comment above it
+        above = lines[max(0, number - 3):number]
+        assert any(line.startswith("# ") and "=" not in line.split()[1] for line in above), name
