@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for botkit serve")
+    parser.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+                        help="also run (c): botkit serve with these settings on top, e.g. BOTKIT_METRICS=false")
     args = parser.parse_args()
 
     make, size = message_factory()
@@ -113,16 +115,17 @@ def main() -> None:
         botkit_env = {"CHATWOOT_WEBHOOK_SECRET": SECRET, "BOTKIT_STORE": f"sqlite:///{tmp}/bench.db",
                       "BOTKIT_BOT": "noop_bot:bot", "BOTKIT_LOG_LEVEL": "WARNING",
                       **dict(e.split("=", 1) for e in args.env)}
-        botkit, botkit_port = start([sys.executable, "-m", "botkit.cli", "serve"], botkit_env, tmp)
+        compare_result = None
         try:
             bare_result = uvloop.run(loadgen.run(bare_port, make, connections=args.connections,
                                                   seconds=args.seconds))
-            botkit_result = uvloop.run(loadgen.run(botkit_port, make, connections=args.connections,
-                                                    seconds=args.seconds))
+            botkit_result = measure_botkit(botkit_env, tmp, "bench.db", make, args)
+            if args.compare:
+                compare_env = {**botkit_env, **dict(e.split("=", 1) for e in args.compare)}
+                compare_result = measure_botkit(compare_env, tmp, "compare.db", make, args)
         finally:
-            for process in (bare, botkit):
-                process.terminate()
-                process.wait(30)
+            bare.terminate()
+            bare.wait(30)
     print(f"ack benchmark: {args.connections} connections, {args.seconds:.0f} s each, {size} B signed bodies, "
           f"{os.cpu_count()} cores")
     print(bare_result.line("(a) bare Starlette, 200"))
@@ -130,6 +133,20 @@ def main() -> None:
     ratio = botkit_result.rate / bare_result.rate
     p99 = botkit_result.percentile(0.99) * 1000
     print(f"ratio b/a = {ratio:.2f} (target >= 0.40)   botkit p99 = {p99:.1f} ms (target <= 25 ms)")
+    if compare_result is not None:
+        print(compare_result.line(f"(c) botkit serve, {' '.join(args.compare)}"[:34]))
+        print(f"ratio b/c = {botkit_result.rate / compare_result.rate:.2f}   "
+              f"(c/a = {compare_result.rate / bare_result.rate:.2f})")
+
+
+def measure_botkit(env: dict[str, str], tmp: str, db: str, make, args) -> loadgen.Result:
+    env = {**env, "BOTKIT_STORE": f"sqlite:///{tmp}/{db}"}
+    process, port = start([sys.executable, "-m", "botkit.cli", "serve"], env, tmp)
+    try:
+        return uvloop.run(loadgen.run(port, make, connections=args.connections, seconds=args.seconds))
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 if __name__ == "__main__":

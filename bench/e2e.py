@@ -129,9 +129,8 @@ def main() -> None:
                       "BOTKIT_TEAMS": "billing=1,technical=2"}
 
             # (a) the ack-only baseline: same server, same load, a bot that does nothing
-            noop, noop_port = start([sys.executable, "-m", "botkit.cli", "serve"],
-                                    {**common, "BOTKIT_STORE": f"sqlite:///{tmp}/noop.db", "BOTKIT_BOT": "noop_bot:bot"},
-                                    tmp)
+            noop_env = {**common, "BOTKIT_STORE": f"sqlite:///{tmp}/noop.db", "BOTKIT_BOT": "noop_bot:bot"}
+            noop, noop_port = start([sys.executable, "-m", "botkit.cli", "serve"], noop_env, tmp)
             processes.append(noop)
             make, _ = factory(creds["secret"], lambda n: n % CONVERSATIONS + 1, 1_000_000)
             ack = uvloop.run(loadgen.run(noop_port, make, connections=args.connections, seconds=4))

@@ -79,7 +79,8 @@ async def test_a_rich_message_then_the_contacts_answer_runs_the_matching_handler
 
 
 @pytest.mark.parametrize(("channel", "kind"), [
-    ("Channel::WebWidget", "input_select"), ("Channel::Whatsapp", "input_select"), ("Channel::Telegram", "input_select"),
+    ("Channel::WebWidget", "input_select"), ("Channel::Whatsapp", "input_select"),
+    ("Channel::Telegram", "input_select"),
     ("Channel::Email", "text"), ("Channel::Sms", "text"),
 ])
 async def test_rich_messages_degrade_to_numbered_text_where_the_channel_cannot_show_them(channel, kind):
