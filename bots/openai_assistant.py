@@ -11,14 +11,13 @@ OpenAI-compatible server, OPENAI_SYSTEM_PROMPT(_FILE), and the rest in botkit/ad
 from typing import Any
 
 from botkit import Bot, KeywordRouter
+from botkit.adapters.keywords import GUIDE_RULES
 from botkit.adapters.openai import OpenAIHandler
-from bots import support_router
 
 
 def make_bot(**openai_settings: Any) -> Bot:
     """The bot; keyword arguments go to OpenAIHandler (model=, base_url=, api_key=, system_prompt=, ...)."""
-    router = next(h for h in support_router.make_bot().handlers if isinstance(h, KeywordRouter))
-    keywords = KeywordRouter(router.rules)  # no fallback reply: unmatched messages reach the model
+    keywords = KeywordRouter(GUIDE_RULES)  # no fallback reply: unmatched messages reach the model
     # no delayed typing from the Bot: the handler shows typing itself before each model call
     return Bot("openai_assistant", [keywords, OpenAIHandler(**openai_settings)], typing_after=None)
 
