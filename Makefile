@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/botkit serve
 
 test: $(STAMP)
+	$(BIN)/ruff check botkit bots tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
