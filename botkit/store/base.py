@@ -15,6 +15,8 @@ the same promises, checked by one parametrised test suite:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +56,13 @@ class QueueStats:
     in_flight: int
     oldest_age: float  # seconds the oldest queued event has waited (0 when empty)
     dead_letters: int
+
+
+async def wait_for_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
+    """`Store.wait` for a single-process store: until `wakeup` is set (then cleared) or `timeout` passes."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wakeup.wait(), timeout)
+    wakeup.clear()
 
 
 class StoreUnavailable(Exception):

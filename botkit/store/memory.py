@@ -10,7 +10,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botkit.store.base import DeadLetter, Job, QueueStats, Store
+from botkit.store.base import DeadLetter, Job, QueueStats, Store, wait_for_wakeup
 
 
 class MemoryStore(Store):
@@ -59,11 +59,7 @@ class MemoryStore(Store):
         return sorted(jobs, key=lambda j: int(j.id))
 
     async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._wakeup.clear()
+        await wait_for_wakeup(self._wakeup, timeout)
 
     def _finish(self, job: Job) -> None:
         self._in_flight.pop(job.lane, None)

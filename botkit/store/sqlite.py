@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable
+from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable, wait_for_wakeup
 
 T = TypeVar("T")
 _BATCH = 256  # operations per transaction at most
@@ -185,11 +185,7 @@ class SQLiteStore(Store):
         return await self._call(op)
 
     async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._wakeup.clear()
+        await wait_for_wakeup(self._wakeup, timeout)
 
     async def done(self, job: Job) -> None:
         await self._call(_Done(int(job.id), job.key))
@@ -220,6 +216,7 @@ class SQLiteStore(Store):
     async def release(self, jobs: Sequence[Job]) -> None:
         await self._call(lambda db: db.executemany("UPDATE queue SET claimed = 0 WHERE seq = ?",
                                                    [(int(j.id),) for j in jobs]))
+        self._wakeup.set()
 
     async def stats(self) -> QueueStats:
         now = self._clock()

@@ -35,7 +35,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from botkit.rich import content_attributes_errors
-from botkit.testing.server import serve_app
+from botkit.testing.server import LoopbackFake
 
 # What an agent-bot token may call (app/controllers/concerns/access_token_auth_helper.rb), by release.
 BOT_ENDPOINTS = frozenset(
@@ -297,7 +297,7 @@ class Principal:
 Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 
-class FakeChatwoot:
+class FakeChatwoot(LoopbackFake):
     """An in-memory Chatwoot: seed it, point a client at it, then inspect what it received and holds."""
 
     def __init__(
@@ -320,7 +320,6 @@ class FakeChatwoot:
         self._ip_window = SlidingWindow(60.0, clock)
         self._message_window = SlidingWindow(60.0, clock)
         self._ids = itertools.count(1000)
-        self._stopping: asyncio.Event | None = None  # set when serve() ends, releasing "hang" faults
         self.accounts: set[int] = set()
         self.inboxes: dict[int, Inbox] = {}
         self.teams: dict[int, Team] = {}
@@ -460,18 +459,6 @@ class FakeChatwoot:
         self.url = self.url or "http://fake-chatwoot.test"
         return httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000))
 
-    @contextlib.asynccontextmanager
-    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[FakeChatwoot]:
-        """Run on a real loopback port with uvicorn; `fake.url` is set while inside."""
-        self._stopping = asyncio.Event()
-        async with serve_app(self.app, host=host, port=port, lifespan="off") as url:
-            self.url = url
-            try:
-                yield self
-            finally:
-                self._stopping.set()  # release "hang" faults before uvicorn waits for open requests
-                self.url = None
-
     @contextlib.contextmanager
     def serve_in_thread(self, host: str = "127.0.0.1") -> Iterator[FakeChatwoot]:
         """Run `serve()` in a background thread with its own event loop, for synchronous tests."""
@@ -600,7 +587,7 @@ class FakeChatwoot:
                 return reply.response
             if self.faults.take(method, path, ("hang",)) is not None:
                 recorded.status = response.status_code  # applied, though never answered
-                await (self._stopping or asyncio.Event()).wait()
+                await (self.stopping or asyncio.Event()).wait()
                 return _error(504, "the fake's dropped response")
             return response
 

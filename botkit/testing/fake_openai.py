@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from botkit.testing.server import serve_app
+from botkit.testing.server import LoopbackFake
 
 ERRORS = {  # status -> (type, code, message), as OpenAI answers them
     400: ("invalid_request_error", None, "Bad request."),
@@ -103,7 +103,7 @@ class ModelRequest:
         return ([{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []) + items
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackFake):
     def __init__(self, *, api_key: str | None = None, default: str | None = None, delay: float = 0.0) -> None:
         self.api_key = api_key  # when set, other keys get 401
         self.default = default
@@ -112,7 +112,7 @@ class FakeOpenAI:
         self.requests: list[ModelRequest] = []
         self.url: str | None = None
         self._ids = itertools.count(1)
-        self._stopping = asyncio.Event()
+        self.stopping = asyncio.Event()
         self.app = Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/responses", self._responses, methods=["POST"]),
@@ -150,17 +150,6 @@ class FakeOpenAI:
     def base_url(self) -> str:
         assert self.url is not None, "use `async with fake.serve()` first"
         return self.url + "/v1"
-
-    @contextlib.asynccontextmanager
-    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[FakeOpenAI]:
-        self._stopping = asyncio.Event()
-        async with serve_app(self.app, host=host, port=port, lifespan="off") as url:
-            self.url = url
-            try:
-                yield self
-            finally:
-                self._stopping.set()  # release delayed answers so the server stops at once
-                self.url = None
 
     # endpoints ----------------------------------------------------------------------------------------
     async def _models(self, request: Request) -> Response:
@@ -241,7 +230,7 @@ class FakeOpenAI:
             return body, _error(400, message="FakeOpenAI has no scripted answer left for this request.")
         if answer.delay:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), answer.delay)
+                await asyncio.wait_for(self.stopping.wait(), answer.delay)
         if answer.status != 200:
             return body, _error(answer.status, code=answer.code, headers=answer.headers)
         return body, answer

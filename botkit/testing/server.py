@@ -46,3 +46,24 @@ async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespa
     finally:
         server.should_exit = True
         await task
+
+
+class LoopbackFake:
+    """A fake server's running part: `async with fake.serve(): fake.url`. Subclasses set `self.app`; their
+    slow or hanging answers wait on `self.stopping`, which is set first when the server stops."""
+
+    app: Any
+    url: str | None = None
+    stopping: asyncio.Event | None = None
+
+    @contextlib.asynccontextmanager
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Any]:
+        """Run on a real loopback port with uvicorn; `url` is set while inside."""
+        self.stopping = asyncio.Event()
+        async with serve_app(self.app, host=host, port=port, lifespan="off") as url:
+            self.url = url
+            try:
+                yield self
+            finally:
+                self.stopping.set()  # release held answers before uvicorn waits for open requests
+                self.url = None
