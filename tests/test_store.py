@@ -431,10 +431,15 @@ async def test_redis_claim_of_a_dead_worker_is_taken_over_after_the_lease(make_s
     [taken] = await survivor.claim(10)
     assert (taken.id, taken.key, taken.attempts) == (held.id, "a1", 0)
 
-    # the doomed worker wakes up late: it has lost the job and can no longer hand it back
+    # the doomed worker wakes up late: it has lost the job and can no longer hand it back, nor finish it
+    # (a late finish would free lane A while the survivor still runs a1, letting a2 overtake it)
     assert await doomed.heartbeat([held]) == [held]
     await doomed.retry_later(held, 0.0, "late")
     assert await survivor.claim(10) == []
+    await doomed.done(held)
+    await doomed.dead_letter(held, "late")
+    assert await survivor.claim(10) == []
+    assert (await survivor.stats()).dead_letters == 0
     await survivor.done(taken)
     assert keys(await survivor.claim(10)) == {"a2"}
 

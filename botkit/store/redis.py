@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import socket
 import time
@@ -64,6 +65,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable
+
+log = logging.getLogger("botkit.store.redis")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -151,8 +154,12 @@ return out
 # when it is empty. Returns false when the entry was already gone (another worker finished it after a reclaim).
 # Shared by DONE and DEAD_LETTER.
 _FINISH = """
-local function finish(prefix, lane, id, now)
+local function finish(prefix, lane, id, now, consumer)
   local stream = prefix .. 'lane:' .. lane
+  -- A worker whose lease ran out no longer owns the entry: its late finish must not free the lane while
+  -- the worker that took the entry over still runs it (that would let the lane's next event overtake it).
+  local pending = redis.call('XPENDING', stream, 'workers', '-', '+', 1)
+  if #pending == 0 or pending[1][1] ~= id .. '-0' or pending[1][2] ~= consumer then return false end
   redis.call('XACK', stream, 'workers', id .. '-0')
   if redis.call('XDEL', stream, id .. '-0') == 0 then return false end
   redis.call('HDEL', prefix .. 'attempts', id)
@@ -169,21 +176,23 @@ local function finish(prefix, lane, id, now)
 end
 """
 
-# DONE. ARGV: prefix, lane, job id, now, event key. Finishes the job and deletes its action journal.
+# DONE. ARGV: prefix, lane, job id, now, event key, consumer. Finishes the job and deletes its action journal.
+# Returns 1, or 0 when this consumer no longer holds the job.
 DONE = _FINISH + """
-if finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then redis.call('DEL', ARGV[1] .. 'journal:' .. ARGV[5]) end
+if not finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]) then return 0 end
+redis.call('DEL', ARGV[1] .. 'journal:' .. ARGV[5])
 return 1
 """
 
-# DEAD_LETTER. ARGV: prefix, lane, job id, now, event key, then the dead letter's field/value pairs. Finishes
+# DEAD_LETTER. ARGV: prefix, lane, job id, now, event key, consumer, then the dead letter's field/value pairs. Finishes
 # the job and files it under the next dead-letter id; its journal is kept (without TTL) for a replay.
 # Returns the dead-letter id, or 0 when the job was already finished elsewhere.
 DEAD_LETTER = _FINISH + """
 local prefix = ARGV[1]
-if not finish(prefix, ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+if not finish(prefix, ARGV[2], ARGV[3], ARGV[4], ARGV[6]) then return 0 end
 local dead_id = redis.call('INCR', prefix .. 'dead_seq')
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', prefix .. 'dead:' .. dead_id, unpack(fields))
 redis.call('ZADD', prefix .. 'dead', dead_id, dead_id)
 redis.call('PERSIST', prefix .. 'journal:' .. ARGV[5])
@@ -408,7 +417,9 @@ class RedisStore(Store):
 
     @_unavailable_on_redis_errors
     async def done(self, job: Job) -> None:
-        await self._run("done", job.lane, job.id, repr(self._clock()), job.key)
+        if not await self._run("done", job.lane, job.id, repr(self._clock()), job.key, self.consumer):
+            log.warning("finished an event another worker took over after this one's lease ran out; it may "
+                        "run twice (raise the lease or heartbeat more often)", extra={"delivery_id": job.delivery_id})
 
     @_unavailable_on_redis_errors
     async def retry_later(self, job: Job, delay: float, error: str) -> None:
@@ -419,7 +430,7 @@ class RedisStore(Store):
         now = self._clock()
         fields = [*_entry_fields(job.key, job.lane, job.event, job.body, job.delivery_id, job.enqueued_at),
                   "attempts", job.attempts + 1, "error", error, "failed_at", repr(now)]
-        await self._run("dead_letter", job.lane, job.id, repr(now), job.key, *fields)
+        await self._run("dead_letter", job.lane, job.id, repr(now), job.key, self.consumer, *fields)
 
     @_unavailable_on_redis_errors
     async def release(self, jobs: Sequence[Job]) -> None:
