@@ -96,20 +96,27 @@ class Context:
         return self.message.content or "" if self.message else ""
 
     # actions ------------------------------------------------------------------------------------------
-    async def _act(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _act(self, name: str, call: Callable[[], Awaitable[Any]],
+                   keep: Callable[[Any], Any] | None = None) -> Any:
         step = self._step
         self._step += 1
         if step in self._journal:
             log.info("skipping %s: it already succeeded in an earlier attempt", name, extra=self._log_extra())
             return self._journal[step]
         result = await call()
-        record = _summary(result)
+        record = (keep or _summary)(result)
         await self.bot.runtime.store.record(self.job.key, step, record)
         self._journal[step] = record
         return record
 
     def _log_extra(self) -> dict[str, Any]:
         return {"delivery_id": self.job.delivery_id, "lane": self.job.lane, "event": self.event.name}
+
+    async def once(self, name: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """Compute a value once per event, like an action: a retried event gets the first attempt's result
+        (JSON) back. For decisions later actions depend on, e.g. a model's answer, so a retry after a failed
+        action replays the same decision instead of asking again and getting another."""
+        return await self._act(name, compute, keep=lambda result: result)
 
     async def reply(self, message: Any, *, echo_id: str | None = None) -> Any:
         """Send a message to the contact: text, or a rich message (botkit.rich), degraded to what the channel shows."""

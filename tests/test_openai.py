@@ -349,3 +349,22 @@ async def test_prompts_and_messages_stay_out_of_info_logs(caplog):
     assert "the model answered" in text
     for secret in ("SECRET-PROMPT", "PRIVATE-ANSWER", "PRIVATE-QUESTION", KEY, "Jane"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_retried_event_replays_the_models_answer_instead_of_asking_again(api):
+    fake = FakeOpenAI(api_key=KEY)
+    fake.call_tools([("add_labels", {"labels": ["vip"]})], text="Let me label that.")
+    fake.reply("Labelled.")
+    async with fake.serve():
+        handler = OpenAIHandler(api_key=KEY, base_url=fake.base_url, env_file=None, api=api, typing=False)
+        bot = Bot("assistant", [handler], typing_after=None)
+        async with BotServer(bot, chatwoot_retry_deadline=0.1, botkit_max_attempts=6) as server:
+            server.fake.add_conversation(conversation_id=128, status="pending")
+            # reading the labels fails for a while: the client gives up, the worker retries the whole event
+            server.fake.fail_next("GET", f"{PATH}/labels", status=503, times=3)
+            await tell(server, "please label me")
+            assert said(server.fake) == ["Let me label that.", "Labelled."]  # each said once
+            assert server.fake.conversation(128).labels == ["vip"]
+            assert len(fake.requests) == 2  # the first answer was replayed on the retry, not asked for again
+            assert len(server.fake.requests_to("GET", f"{PATH}/labels")) > 1  # the event did run again

@@ -27,7 +27,7 @@ import logging
 import string
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
@@ -350,6 +350,12 @@ class OpenAIHandler(Handler):
 
     # the model ----------------------------------------------------------------------------------------
     async def _ask(self, ctx: Context, system: str, items: list[dict[str, Any]]) -> _Answer:
+        """The model's answer, asked once per event: a retry (after a Chatwoot action failed) replays it, so
+        the journaled actions that follow line up with the same decision."""
+        kept = await ctx.once("model", lambda: self._ask_model(ctx, system, items))
+        return _Answer(kept["text"], [_Call(**c) for c in kept["calls"]], kept["tokens"], kept["items"])
+
+    async def _ask_model(self, ctx: Context, system: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         assert self.client is not None, "OpenAIHandler.startup() was not called"
         settings = self.settings
         started = time.perf_counter()
@@ -362,7 +368,7 @@ class OpenAIHandler(Handler):
             raise describe(exc, settings.timeout, settings.max_retries + 1) from None
         log.info("the model answered in %.0f ms (%d tokens, %d tool calls)", (time.perf_counter() - started) * 1000,
                  answer.tokens, len(answer.calls), extra=_extra(ctx))
-        return answer
+        return asdict(answer)
 
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"model": self.settings.model}
