@@ -252,19 +252,18 @@ class Bot:
         finally:
             if typing is not None:
                 typing.cancel()
-                if typing.done() and not typing.cancelled() and typing.result():
-                    await ctx.typing(False)
+            await ctx.typing(False)  # a no-op unless this event showed typing
         if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
             await store.set_state(job.lane, ctx.state)
 
-    def _typing_later(self, ctx: Context) -> asyncio.Task[bool] | None:
+    def _typing_later(self, ctx: Context) -> asyncio.Task[None] | None:
+        """Show typing once a handler has run for `typing_after` seconds."""
         if self.typing_after is None or ctx.conversation_id == 0:
             return None
 
-        async def show() -> bool:
+        async def show() -> None:
             await asyncio.sleep(self.typing_after or 0)
             await ctx.typing(True)
-            return True
 
         return asyncio.create_task(show())
 

@@ -46,6 +46,7 @@ class Context:
         self._journal = journal
         self._step = 0
         self.handed_off = False
+        self._typing = False  # shown by this event: only then is there something to turn off
 
     # what and who -------------------------------------------------------------------------------------
     @property
@@ -153,8 +154,9 @@ class Context:
     async def typing(self, on: bool = True) -> None:
         """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged, and skipped
         when requests to Chatwoot already queue (it would only slow the replies it announces)."""
-        if on and getattr(self.chatwoot, "busy", False):
+        if on == self._typing or (on and getattr(self.chatwoot, "busy", False)):
             return
+        self._typing = on
         try:
             await self.chatwoot.toggle_typing(self.account_id, self.conversation_id, on)
         except Exception as exc:  # typing must never fail an event

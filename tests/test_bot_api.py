@@ -346,3 +346,26 @@ async def test_a_class_handler_on_the_widget_event():
         await server.settle()
         sent = replies(server.fake)
     assert [m["content"] for m in sent] == ["Hi Jane Doe!"]
+
+
+async def test_typing_is_shown_only_while_a_handler_runs_longer_than_a_moment():
+    import asyncio
+
+    bot = Bot("slow", typing_after=0.1)
+
+    @bot.fallback
+    async def answer(ctx: Context) -> None:
+        if "slow" in ctx.text:
+            await asyncio.sleep(0.4)
+        await ctx.reply("done")
+
+    typing_path = "/api/v1/accounts/1/conversations/128/toggle_typing_status"
+    async with Server(bot) as server:
+        await server.deliver(factories.contact_message("quick one"))
+        await server.settle()
+        assert server.fake.requests_to("POST", typing_path) == []
+        await server.deliver(factories.contact_message("a slow one"))
+        await server.settle()
+        order = [(r.path.rsplit("/", 1)[-1], (r.json or {}).get("typing_status")) for r in server.fake.requests]
+    assert order == [("messages", None), ("toggle_typing_status", "on"), ("messages", None),
+                     ("toggle_typing_status", "off")]
