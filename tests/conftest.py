@@ -171,3 +171,11 @@ def botkit_process(tmp_path: Path) -> Iterator[Any]:
     for process in started:
         if process.process.poll() is None:
             process.kill()
+
+
+@pytest.fixture
+def no_openai_env(monkeypatch):
+    """The OpenAI handler reads OPENAI_* from the environment: its tests start from none."""
+    for name in list(os.environ):
+        if name.startswith("OPENAI_"):
+            monkeypatch.delenv(name)

@@ -27,14 +27,7 @@ PATH = "/api/v1/accounts/1/conversations/128"
 APIS = ["chat", "responses"]
 
 
-@pytest.fixture(autouse=True)
-def no_openai_env(monkeypatch):
-    """The handler reads OPENAI_* from the environment: tests start from none."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_openai_env")
 
 
 @contextlib.asynccontextmanager

@@ -16,13 +16,7 @@ from bots.openai_assistant import make_bot
 PATH = "/api/v1/accounts/1/conversations/128"
 
 
-@pytest.fixture(autouse=True)
-def no_openai_env(monkeypatch):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_openai_env")
 
 
 @contextlib.asynccontextmanager
