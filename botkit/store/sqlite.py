@@ -106,13 +106,15 @@ class SQLiteStore(Store):
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self._synchronous}")
+            # `botkit deadletters` may write the same file while the server runs: wait for its lock, don't fail
+            db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             error = StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}")
             self._loop.call_soon_threadsafe(ready.set_exception, error)
             return
         self._loop.call_soon_threadsafe(ready.set_result, None)
-        with db:
+        try:
             while (first := self._ops.get()) is not None:
                 batch = [first]
                 while len(batch) < _BATCH:
@@ -125,7 +127,8 @@ class SQLiteStore(Store):
                         break
                     batch.append(op)
                 self._commit(db, batch)
-        db.close()
+        finally:
+            db.close()
 
     def _commit(self, db: sqlite3.Connection, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
         """Run a batch in one transaction. If an operation fails, the batch is undone and each operation
