@@ -37,7 +37,7 @@ from starlette.routing import Route
 from botkit import events, metrics
 from botkit.security import DELIVERY_HEADER, Verifier
 from botkit.store.base import Store, StoreUnavailable
-from botkit.worker import Worker, lane_for
+from botkit.worker import lane_for
 
 log = logging.getLogger("botkit.receiver")
 
@@ -183,7 +183,7 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 def create_app(
     receiver: Receiver,
     *,
-    worker: Worker | None = None,
+    worker: Any = None,  # a Worker, or a WorkerProcess (same start, stop and running)
     shutdown_timeout: float = 10.0,
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,

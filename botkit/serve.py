@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib
 import logging
 import os
 import secrets
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,13 @@ def bot_from_settings(settings: Settings) -> Any:
     return bot
 
 
-def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = True) -> Starlette:
-    """The whole server: one bot (`bot`, or the one the settings name), or every bot of BOTKIT_BOTS_FILE."""
+def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = True,
+              worker_process: bool = False) -> Starlette:
+    """The whole server: one bot (`bot`, or the one the settings name), or every bot of BOTKIT_BOTS_FILE.
+
+    The worker runs in this process (`run_worker`), in a child process this one supervises (`worker_process`,
+    what `botkit serve` does on SQLite), or elsewhere (`botkit worker` on a shared store).
+    """
     from botkit.bots_file import BotSpec, read_bots_file
     from botkit.metrics import metrics_from_env
     from botkit.receiver import limiter_from_env
@@ -115,8 +122,12 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
                         limiter=limiter_from_env())
     if metrics is not None:
         receiver.observe = metrics.delivery
-    worker = None
-    if run_worker:
+    worker: Any = None
+    if worker_process:
+        from botkit.worker_process import WorkerProcess
+
+        worker = WorkerProcess(shutdown_timeout=settings.botkit_shutdown_timeout)
+    elif run_worker:
         worker = Worker(store, {name: e.bot for name, e in endpoints.items()},
                         concurrency=settings.botkit_concurrency, max_attempts=settings.botkit_max_attempts,
                         backoff=settings.botkit_retry_backoff, on_outcome=metrics.event if metrics else None)
@@ -147,7 +158,8 @@ def app_from_env() -> Starlette:
     """The uvicorn factory: every process builds its app from the same environment."""
     settings = load_settings()
     configure_logging(settings)
-    return build_app(settings, run_worker=os.environ.get("BOTKIT_RUN_WORKER", "1") == "1")
+    mode = os.environ.get("BOTKIT_RUN_WORKER", "1")  # 1: in this process, process: in a child, 0: elsewhere
+    return build_app(settings, run_worker=mode == "1", worker_process=mode == "process")
 
 
 def configure_logging(settings: Settings) -> None:
@@ -160,18 +172,22 @@ def serve(args: argparse.Namespace) -> int:
     overrides = {"BOTKIT_BOT": args.bot, "BOTKIT_STORE": args.store, "BOTKIT_HOST": args.host,
                  "BOTKIT_PORT": None if args.port is None else str(args.port)}
     os.environ.update({k: v for k, v in overrides.items() if v is not None})
-    os.environ["BOTKIT_RUN_WORKER"] = "0" if args.no_worker else "1"
     settings = load_settings()
+    # On SQLite the worker runs in a child process, so handlers never take CPU from the acks.
+    single_file = settings.botkit_store.startswith("sqlite")
+    os.environ["BOTKIT_RUN_WORKER"] = "0" if args.no_worker else "process" if single_file else "1"
     if args.workers > 1 and settings.botkit_store.startswith(("sqlite", "memory")):
         raise ConfigError("--workers above 1 needs a shared store: set BOTKIT_STORE to a redis:// URL.")
     if args.no_worker and settings.botkit_store.startswith(("sqlite", "memory")):
         raise ConfigError("--no-worker needs a shared store that `botkit worker` can read: set BOTKIT_STORE to a "
                           "redis:// URL (with SQLite, run `botkit serve` alone).")
+    if single_file and not args.no_worker:
+        share_metrics_with_the_worker()
     configure_logging(settings)
-    asyncio.run(preflight(build_app(settings, run_worker=not args.no_worker)))
     from botkit.metrics import prepare_multiprocess_dir
 
     prepare_multiprocess_dir()
+    asyncio.run(preflight(build_app(settings, run_worker=False)))
 
     import uvicorn
 
@@ -184,11 +200,28 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def share_metrics_with_the_worker() -> None:
+    """/metrics should count the worker child's events too: prometheus_client adds up processes through
+    PROMETHEUS_MULTIPROC_DIR, which it reads when imported, so set it and start this command afresh."""
+    from botkit.metrics import MULTIPROC_ENV, MetricsSettings
+
+    if os.environ.get(MULTIPROC_ENV) or not MetricsSettings().botkit_metrics:
+        return
+    digest = hashlib.sha1(str(Path.cwd()).encode(), usedforsecurity=False).hexdigest()[:12]
+    os.environ[MULTIPROC_ENV] = str(Path(tempfile.gettempdir()) / f"botkit-metrics-{os.getuid()}-{digest}")
+    os.execv(sys.executable, [sys.executable, "-m", "botkit.cli", *sys.argv[1:]])  # noqa: S606 - ourselves, again
+
+
 def work(args: argparse.Namespace) -> int:
     """`botkit worker`: claim and handle events from a shared store, with no HTTP listener."""
+    from botkit.worker_process import PARENT_ENV, die_with_parent
+
     os.environ.update({k: v for k, v in {"BOTKIT_BOT": args.bot, "BOTKIT_STORE": args.store}.items() if v})
     settings = load_settings()
-    if settings.botkit_store.startswith(("sqlite", "memory")):
+    spawned = bool(os.environ.get(PARENT_ENV))  # by `botkit serve`, as its SQLite file's one worker
+    if spawned:
+        die_with_parent()
+    elif settings.botkit_store.startswith(("sqlite", "memory")):
         raise ConfigError("botkit worker needs a shared store: set BOTKIT_STORE to a redis:// URL (with SQLite, "
                           "`botkit serve` runs the worker itself).")
     configure_logging(settings)
@@ -216,7 +249,13 @@ async def run_worker(app: Starlette, shutdown_timeout: float) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with app.router.lifespan_context(app):
         log.info("botkit worker is running (store %s)", app.state.receiver.store.url)
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        ended = asyncio.create_task(app.state.worker.finished())
+        await asyncio.wait({stopped, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            from botkit.cli import CommandError
+
+            raise CommandError("the worker stopped on its own; the line above says why.")
         log.info("botkit worker is stopping: finishing in-flight events for up to %.0f s", shutdown_timeout)
     log.info("botkit worker stopped")
 

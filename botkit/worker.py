@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from botkit import events, logs, metrics
-from botkit.store.base import Job, Store, StoreUnavailable
+from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable
 
 log = logging.getLogger("botkit.worker")
 
@@ -74,6 +74,11 @@ class Worker:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    async def finished(self) -> None:
+        """Return when the worker no longer claims: stopped, or it could not run (another worker holds the store)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
     def start(self) -> None:
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name="botkit-worker")
@@ -106,10 +111,17 @@ class Worker:
 
     async def _run(self) -> None:
         failures = 0
-        try:
-            await self.store.recover()
-        except StoreUnavailable as exc:
-            log.error("could not take back the claims of a previous run (%s)", exc)
+        while not self._stopping.is_set():  # claims left by a killed run must be taken back before any claim
+            try:
+                await self.store.recover()
+                break
+            except AnotherWorker as exc:
+                log.error("this worker does not run: %s", exc)
+                return
+            except StoreUnavailable as exc:
+                failures += 1
+                log.error("could not take back the claims of a previous run (%s); retrying", exc)
+                await self._sleep(min(30.0, self.poll_interval * 2**failures))
         while not self._stopping.is_set():
             free = self.concurrency - len(self._in_flight)
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,15 @@ def handled(path) -> collections.Counter:
         return collections.Counter()
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     return collections.Counter(json.loads(line)["message_id"] for line in lines)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead too
+        return stat.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_acked_events_survive_sigkill_and_restart(tmp_path, server_process):
@@ -43,6 +53,13 @@ def test_acked_events_survive_sigkill_and_restart(tmp_path, server_process):
     server.kill()
     before_kill = handled(record)
     assert sum(before_kill.values()) < EVENTS, "the kill came too late to prove anything"
+    # the worker runs in a child process: it must not outlive the killed server (it gets SIGTERM, drains)
+    workers = {json.loads(line)["pid"] for line in record.read_text().splitlines() if line.strip()}
+    assert server.process.pid not in workers  # the handlers did run in the child
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the worker process outlived its killed server"
+        time.sleep(0.05)
 
     server_process(**env)  # the same store
     deadline = time.monotonic() + 60
@@ -56,3 +73,33 @@ def test_acked_events_survive_sigkill_and_restart(tmp_path, server_process):
     assert max(counts.values()) <= 2
     assert len(twice) <= CONCURRENCY  # only events in flight at the kill can run again
     assert all(m in before_kill for m in twice)
+
+
+def test_a_killed_worker_process_is_started_again_and_the_queue_drains(tmp_path, server_process):
+    record = tmp_path / "handled.jsonl"
+    env = {"BOTKIT_BOT": "tests.support.recording_bot:bot", "BOTKIT_STORE": f"sqlite:///{tmp_path}/botkit.db",
+           "RECORD_FILE": str(record), "HANDLER_DELAY": "0.05"}
+    server = server_process(**env)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        def deliver(n: int) -> None:
+            raw, headers = signed(message(2000 + n % 5, 70_000 + n, f"message {n}"), delivery_id=f"w-{n}")
+            assert client.post("/webhook", content=raw, headers=headers).status_code == 200
+
+        deliver(0)
+        while not record.exists():
+            time.sleep(0.02)
+        [worker] = {json.loads(line)["pid"] for line in record.read_text().splitlines() if line.strip()}
+        os.kill(worker, 9)
+        while alive(worker):
+            time.sleep(0.02)
+        for n in range(1, 30):  # acked while no worker runs: they wait in the store
+            deliver(n)
+        assert client.get("/readyz").status_code == 503  # no worker: not ready, but still acking
+        deadline = time.monotonic() + 30
+        while len(handled(record)) < 30:
+            assert time.monotonic() < deadline, "the worker was not started again"
+            time.sleep(0.05)
+        assert client.get("/readyz").status_code == 200
+    pids = {json.loads(line)["pid"] for line in record.read_text().splitlines() if line.strip()}
+    assert len(pids) == 2 and worker in pids
+    assert set(handled(record)) == {70_000 + n for n in range(30)} and max(handled(record).values()) == 1

@@ -42,7 +42,8 @@ def test_sigterm_during_a_burst_loses_and_doubles_nothing(tmp_path, server_proce
     acked: set[int] = set()
     answers: collections.Counter = collections.Counter()
     lock = threading.Lock()
-    events = 400
+    feeding = threading.Event()
+    feeding.set()
 
     def deliver(client: httpx.Client, n: int) -> None:
         raw, headers = signed(message(1000 + n % 30, 50_000 + n, f"message {n}"), delivery_id=f"d-{n}")
@@ -55,13 +56,21 @@ def test_sigterm_during_a_burst_loses_and_doubles_nothing(tmp_path, server_proce
             if status == 200:
                 acked.add(50_000 + n)
 
+    def feed(client: httpx.Client, first: int) -> None:  # a stream of deliveries that outlives the server
+        for n in range(first, 20_000, 8):
+            if not feeding.is_set():
+                return
+            deliver(client, n)
+
     with httpx.Client(base_url=server.url, timeout=10) as client, ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(deliver, client, n) for n in range(events)]
+        futures = [pool.submit(feed, client, k) for k in range(8)]
         wait_until(lambda: len(acked) >= 150 and sum(handled(record).values()) >= 20)
         stopped_at = time.monotonic()
         server.process.terminate()  # SIGTERM in the middle of the burst
         server.process.wait(NEVER_HANGS)
         exit_seconds = time.monotonic() - stopped_at
+        time.sleep(0.2)  # deliveries keep coming at the closed port, as Chatwoot's would
+        feeding.clear()
         for future in futures:
             future.result()
     before_restart = handled(record)
@@ -69,7 +78,7 @@ def test_sigterm_during_a_burst_loses_and_doubles_nothing(tmp_path, server_proce
     print(f"\nanswers during the burst {dict(answers)}; exit {exit_seconds:.2f} s after SIGTERM; "
           f"{sum(before_restart.values())} handled before the restart")
     assert set(answers) <= {200, 500, 0}, answers  # acked, refused while closing, or connection refused
-    assert len(acked) < events, "SIGTERM came after the burst: nothing was tested"
+    assert answers[0] + answers[500] > 0, "no delivery met the shutdown: nothing was tested"
     assert "Traceback" not in log, log
     assert max(before_restart.values()) == 1
 

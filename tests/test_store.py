@@ -558,3 +558,17 @@ async def test_redis_store_reconnects_after_a_restart_without_failing_a_call(tmp
             server.restart()  # the pooled connection is now dead: the client's retry must reconnect
             assert await put(store, "a2", "A")
             assert keys(await store.claim(10)) == {"a1"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_allows_one_worker_per_file(make_store: MakeStore) -> None:
+    from botkit.store.base import AnotherWorker
+
+    first = await make_store()
+    second = await make_store()  # the same file
+    await first.recover()
+    with pytest.raises(AnotherWorker, match="another botkit worker already runs on"):
+        await second.recover()
+    assert await put(second, "a1", "A")  # a second process may still receive (enqueue) into the file
+    await first.close()
+    await second.recover()  # the first worker is gone: the lock is free

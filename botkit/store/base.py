@@ -65,6 +65,10 @@ async def wait_for_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
     wakeup.clear()
 
 
+class AnotherWorker(Exception):
+    """A single-worker store (SQLite) already has a worker in another process; this one must not run."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot take or give work right now (the receiver answers 500 so Chatwoot retries)."""
 

@@ -14,8 +14,13 @@ finished). Other processes (`botkit deadletters`) may open the file without touc
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -24,7 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable, wait_for_wakeup
+from botkit.store.base import (
+    AnotherWorker,
+    DeadLetter,
+    Job,
+    QueueStats,
+    Store,
+    StoreUnavailable,
+    wait_for_wakeup,
+)
 
 T = TypeVar("T")
 _BATCH = 256  # operations per transaction at most
@@ -78,6 +91,13 @@ class SQLiteStore(Store):
         # memory too, and recent conversations' state is cached: reads need not queue behind commits.
         self._journal: dict[str, dict[int, str]] = {}  # event key -> step -> JSON result
         self._states: OrderedDict[str, str] = OrderedDict()  # lane -> JSON state, most recent last
+        # Linux abstract socket names need no file and vanish with the process; one name per database file.
+        digest = hashlib.sha1(os.path.realpath(path).encode(), usedforsecurity=False).hexdigest()[:24]
+        self._wake_address = f"\0botkit-wake-{digest}"
+        self._notifier = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notifier.setblocking(False)
+        self._listener: socket.socket | None = None
+        self._worker_lock: int | None = None
 
     # the writer thread --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -91,10 +111,50 @@ class SQLiteStore(Store):
             self._journal.setdefault(key, {})[step] = result
 
     async def recover(self) -> None:
-        """The worker is starting: claims a previous run left were never finished, so hand them out again."""
+        """The worker is starting: claims a previous run left were never finished, so hand them out again.
+
+        Only one worker may run on a file (its claims live in its own process): a lock file says so, and a
+        second worker stops with one sentence. The worker then listens for the receivers' wake-ups.
+        """
+        self._worker_lock = _lock_file(f"{self._path}.worker.lock")
         await self._call(lambda db: db.execute("UPDATE queue SET claimed = 0 WHERE claimed = 1"))
+        self._listen_for_wakeups()
+
+    def _listen_for_wakeups(self) -> None:
+        """Receivers in other processes (`botkit serve` runs its worker in a process of its own) say "new
+        work" with a datagram on a per-file abstract Unix socket; without one, the worker still polls."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            listener.bind(self._wake_address)
+        except OSError:
+            listener.close()
+            return
+        listener.setblocking(False)
+        self._listener = listener
+        assert self._loop is not None
+        self._loop.add_reader(listener.fileno(), self._on_wakeup)
+
+    def _on_wakeup(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):
+            while self._listener.recv(64):
+                pass
+        self._wakeup.set()
+
+    def _notify(self) -> None:
+        self._wakeup.set()
+        with contextlib.suppress(OSError):  # no worker listening, or its buffer is full: it polls anyway
+            self._notifier.sendto(b"w", self._wake_address)
 
     async def close(self) -> None:
+        if self._listener is not None and self._loop is not None:
+            self._loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
+        if self._worker_lock is not None:
+            os.close(self._worker_lock)
+            self._worker_lock = None
+        self._notifier.close()
         if self._thread is not None:
             self._ops.put(None)
             await asyncio.to_thread(self._thread.join)
@@ -170,7 +230,7 @@ class SQLiteStore(Store):
             self._next_purge = now + _PURGE_EVERY
         accepted = await self._call(_Enqueue(tuple(keys), lane, event, body, delivery_id, now, now + self._ttl, purge))
         if accepted:
-            self._wakeup.set()
+            self._notify()
         return accepted
 
     async def claim(self, limit: int) -> list[Job]:
@@ -254,7 +314,7 @@ class SQLiteStore(Store):
 
         replayed = await self._call(op) if dead_letter_id.isdigit() else False
         if replayed:
-            self._wakeup.set()
+            self._notify()
         return replayed
 
     async def drop(self, dead_letter_id: str) -> bool:
@@ -380,6 +440,18 @@ def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
         db.executemany("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
                        rows)
     return accepted
+
+
+def _lock_file(path: str) -> int:
+    """Hold an exclusive lock on `path` for this process's lifetime (the kernel drops it when the process dies)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise AnotherWorker(f"another botkit worker already runs on {path.removesuffix('.worker.lock')}; "
+                            "one worker per SQLite file (use a redis:// store for more)") from None
+    return fd
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
