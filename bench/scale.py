@@ -103,7 +103,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "noop_bot.py").write_text(NOOP_BOT)
-        sqlite = measure("SQLite, botkit serve (1 process)", f"sqlite:///{tmp}/bench.db", 0, tmp, args)
+        sqlite = measure("SQLite, botkit serve (+ worker child)", f"sqlite:///{tmp}/bench.db", 0, tmp, args)
         runs = [sqlite]
         for workers in (1, 2):
             with RedisServer(Path(tmp, f"redis-{workers}")) as redis_server:
