@@ -351,12 +351,12 @@ async def test_a_class_handler_on_the_widget_event():
 async def test_typing_is_shown_only_while_a_handler_runs_longer_than_a_moment():
     import asyncio
 
-    bot = Bot("slow", typing_after=0.1)
+    bot = Bot("slow", typing_after=0.3)
 
     @bot.fallback
     async def answer(ctx: Context) -> None:
         if "slow" in ctx.text:
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.9)
         await ctx.reply("done")
 
     typing_path = "/api/v1/accounts/1/conversations/128/toggle_typing_status"
