@@ -1,8 +1,9 @@
 """The Chatwoot REST API client: every endpoint a bot (or its provisioning) calls, retried where safe.
 
 One shared `httpx.AsyncClient` (connection pool, keep-alive, explicit timeouts) sends the token in the
-`api_access_token` header. Chatwoot's answers become typed errors that say what to do; tokens never appear
-in an error, a repr or a log line. All retrying happens in `ChatwootClient._request`, under one policy:
+`api_access_token` header, over aiohttp (`botkit.transport`: a third of httpx's own per-request CPU).
+Chatwoot's answers become typed errors that say what to do; tokens never appear in an error, a repr or a
+log line. All retrying happens in `ChatwootClient._request`, under one policy:
 
 - Requests that change nothing, or whose repetition ends in the same state (GET, toggle_status, labels POST,
   custom_attributes POST, typing, priority, PATCH), are retried on connection failures, timeouts, 429 and
@@ -45,6 +46,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_bef
 from botkit import metrics as _metrics
 from botkit.ratelimit import TokenBucket
 from botkit.rich import RichMessage
+from botkit.transport import AiohttpTransport
 
 if TYPE_CHECKING:
     from botkit.config import Settings
@@ -258,16 +260,13 @@ class ChatwootClient:
         self.rate_limiter = rate_limiter or TokenBucket(rate_per_minute)
         self.metrics: _metrics.NullMetrics = _metrics.NULL  # botkit serve sets its Metrics here
         self._backoff = _Backoff(backoff_base, backoff_cap)
-        # httpcore's pool checks every connection for every waiting request each time one is sent or freed
-        # (CPU in connections x queue): requests wait on this semaphore instead, and a few keep-alive
-        # connections carry a bot's load to one Chatwoot (8 beat 16 and 100 in bench/e2e.py).
+        # Requests wait on this semaphore rather than in the transport's pool, so `busy` can tell that they
+        # do; a few keep-alive connections carry a bot's load to one Chatwoot (8 beat 16 and 100 in e2e.py).
         self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            transport=transport,
+            transport=transport or AiohttpTransport(max_connections=max_connections, keepalive_expiry=30.0),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                                keepalive_expiry=30.0),
             headers={"api_access_token": self._token.get_secret_value(), "Accept": "application/json"},
             follow_redirects=False,
         )

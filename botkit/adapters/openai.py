@@ -264,8 +264,10 @@ class OpenAIHandler(Handler):
             if key is None or not key.get_secret_value():
                 raise ConfigError("OPENAI_API_KEY must be set for the OpenAI handler (any non-empty value for a "
                                   "local server that needs no key).")
+            # aiohttp under the SDK's httpx: a third of the CPU per call, which bounds a bot's concurrency
             self.client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=self.settings.base_url,
-                                             timeout=self.settings.timeout, max_retries=self.settings.max_retries)
+                                             timeout=self.settings.timeout, max_retries=self.settings.max_retries,
+                                             http_client=openai.DefaultAioHttpClient())
 
     async def shutdown(self) -> None:
         if self._own_client and self.client is not None:
