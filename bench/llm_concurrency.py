@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,6 +39,23 @@ from botkit.testing.fake_openai import FakeOpenAI  # noqa: E402
 
 FIRST = 1000  # the first conversation id
 IGNORED = 999  # where the bot's own echoes go: acked, queued, then dropped by the bot's policies
+
+
+timeline: dict[str, float] = {}  # wall-clock marks of run (b), beside the fakes' request times
+
+
+cpu_used: dict[str, float] = {}  # CPU seconds of run (b): the receiver and its worker child
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by `botkit serve` (the receiver) and its children (the worker), from /proc."""
+    def used(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    return {"receiver": used(pid), "worker": sum(used(c) for c in children)}
 
 
 def p99(latencies: list[float]) -> float:
@@ -91,7 +109,18 @@ async def probe(port: int, secret: str, until: asyncio.Event) -> list[float]:
     return latencies
 
 
-async def measure(port: int, chatwoot: FakeChatwoot, conversations: int, connections: int,
+async def drained(port: int) -> None:
+    """Return when /readyz shows no event waiting or in flight."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for _ in range(600):
+            queue = (await client.get("/readyz")).json()["queue"]
+            if queue["waiting"] == 0 and queue["in_flight"] == 0:
+                return
+            await asyncio.sleep(0.1)
+    raise SystemExit("the worker did not drain its queue in a minute")
+
+
+async def measure(port: int, server_pid: int, chatwoot: FakeChatwoot, conversations: int, connections: int,
                   idle_seconds: float) -> tuple[list[float], list[float], float]:
     secret = chatwoot.bot_secret
     # (a) no model running: as many deliveries, of messages the bot ignores, then probes for a while
@@ -102,17 +131,22 @@ async def measure(port: int, chatwoot: FakeChatwoot, conversations: int, connect
     await asyncio.sleep(idle_seconds)
     done.set()
     idle += await prober
+    await drained(port)  # the worker has handled every echo (and finished starting): (b) starts on an idle worker
     # (b) every conversation asks the model at once; the same probes run until the last reply arrives
     done = asyncio.Event()
     prober = asyncio.create_task(probe(port, secret, done))
     messages = [factories.contact_message(f"question {n}", conversation_id=FIRST + n) for n in range(conversations)]
     started = time.perf_counter()
+    timeline["start"] = time.time()
+    cpu_before = cpu_seconds(server_pid)
     busy = await post_all(port, secret, messages, connections)
+    timeline["acked"] = time.time()
     while replies(chatwoot, conversations) < conversations:
         if time.perf_counter() - started > 120:
             raise SystemExit(f"only {replies(chatwoot, conversations)} replies after two minutes")
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
+    cpu_used.update({k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(server_pid).items()})
     done.set()
     busy += await prober
     return idle, busy, elapsed
@@ -135,18 +169,26 @@ async def main(conversations: int, model_seconds: float, connections: int) -> No
             }
             server, port = await asyncio.to_thread(start, [sys.executable, "-m", "botkit.cli", "serve"], env, tmp)
             try:
-                idle, busy, elapsed = await measure(port, chatwoot, conversations, connections,
+                idle, busy, elapsed = await measure(port, server.pid, chatwoot, conversations, connections,
                                                     idle_seconds=model_seconds * 1.5)
             finally:
                 server.terminate()
                 await asyncio.to_thread(server.wait, 30)
     spread = max(r.time for r in model.requests) - min(r.time for r in model.requests)
+    begin = timeline["start"]
+    asked = sorted(r.time - begin for r in model.requests)
+    answered = sorted(r.time - begin for n in range(FIRST, FIRST + conversations)
+                      for r in chatwoot.requests_to("POST", f"/api/v1/accounts/1/conversations/{n}/messages"))
     notes = sum(1 for n in range(FIRST, FIRST + conversations) for m in chatwoot.messages(n) if m.get("private"))
     print(f"llm concurrency: {conversations} conversations x 1 message, model {model_seconds:g} s per answer, "
           f"BOTKIT_CONCURRENCY={conversations}, {connections} sender connections, {os.cpu_count()} cores")
     serial = conversations * model_seconds
     print(f"all {conversations} replies in {elapsed:.2f} s (one at a time would be {serial:.0f} s); "
           f"{len(model.requests)} model requests, arriving over {spread:.2f} s; {notes} hand-off notes")
+    print(f"timeline: deliveries acked by +{timeline['acked'] - begin:.2f} s; model asked from +{asked[0]:.2f} to "
+          f"+{asked[-1]:.2f} s; replies posted from +{answered[0]:.2f} to +{answered[-1]:.2f} s")
+    print(f"CPU while answering: receiver {cpu_used['receiver']:.2f} s, worker {cpu_used['worker']:.2f} s "
+          f"({cpu_used['worker'] / conversations * 1000:.1f} ms per conversation)")
     ratio = p99(busy) / p99(idle)
     print(f"ack p99: {p99(idle) * 1000:.1f} ms with no model running ({len(idle)} acks), {p99(busy) * 1000:.1f} ms "
           f"while the model works ({len(busy)} acks); ratio {ratio:.2f} (target <= 2)")

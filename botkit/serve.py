@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import importlib
 import logging
@@ -159,7 +160,18 @@ def app_from_env() -> Starlette:
     settings = load_settings()
     configure_logging(settings)
     mode = os.environ.get("BOTKIT_RUN_WORKER", "1")  # 1: in this process, process: in a child, 0: elsewhere
-    return build_app(settings, run_worker=mode == "1", worker_process=mode == "process")
+    app = build_app(settings, run_worker=mode == "1", worker_process=mode == "process")
+    settle_gc()
+    return app
+
+
+def settle_gc() -> None:
+    """Once a server process has imported and built everything: hide those objects from the cyclic garbage
+    collector (gc.freeze) and collect less often. Otherwise each full collection walks ~60k start-up objects,
+    20-70 ms during which no request is answered (bench/ack.py: ack p99 72 -> 45 ms, +10% acks/s)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -233,6 +245,7 @@ def work(args: argparse.Namespace) -> int:
         run = asyncio.run
     # A worker serves no webhook, so it needs no webhook secret: the receiver built here is never reached.
     app = build_app(settings.model_copy(update={"botkit_allow_unsigned": True}), run_worker=True)
+    settle_gc()
     run(run_worker(app, settings.botkit_shutdown_timeout))
     return 0
 

@@ -217,7 +217,7 @@ class FakeOpenAI(LoopbackFake):
             body = await request.json()
         except ValueError:
             body = None
-        self.requests.append(ModelRequest(request.url.path, dict(request.headers), body, time.monotonic()))
+        self.requests.append(ModelRequest(request.url.path, dict(request.headers), body, time.time()))
         if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return {}, _error(401)
         if not isinstance(body, dict) or "model" not in body:
