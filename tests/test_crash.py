@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,16 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from tests.conftest import message, signed
+from tests.support.recording_bot import read_records
 
 EVENTS = 300
 CONCURRENCY = 8
 
 
 def handled(path) -> collections.Counter:
-    if not path.exists():
-        return collections.Counter()
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return collections.Counter(json.loads(line)["message_id"] for line in lines)
+    return collections.Counter(record["message_id"] for record in read_records(path))
 
 
 def alive(pid: int) -> bool:
@@ -54,7 +51,7 @@ def test_acked_events_survive_sigkill_and_restart(tmp_path, server_process):
     before_kill = handled(record)
     assert sum(before_kill.values()) < EVENTS, "the kill came too late to prove anything"
     # the worker runs in a child process: it must not outlive the killed server (it gets SIGTERM, drains)
-    workers = {json.loads(line)["pid"] for line in record.read_text().splitlines() if line.strip()}
+    workers = {r["pid"] for r in read_records(record)}
     assert server.process.pid not in workers  # the handlers did run in the child
     deadline = time.monotonic() + 20
     while any(alive(pid) for pid in workers):
@@ -88,7 +85,7 @@ def test_a_killed_worker_process_is_started_again_and_the_queue_drains(tmp_path,
         deliver(0)
         while not record.exists():
             time.sleep(0.02)
-        [worker] = {json.loads(line)["pid"] for line in record.read_text().splitlines() if line.strip()}
+        [worker] = {r["pid"] for r in read_records(record)}
         os.kill(worker, 9)
         while alive(worker):
             time.sleep(0.02)
@@ -100,6 +97,6 @@ def test_a_killed_worker_process_is_started_again_and_the_queue_drains(tmp_path,
             assert time.monotonic() < deadline, "the worker was not started again"
             time.sleep(0.05)
         assert client.get("/readyz").status_code == 200
-    pids = {json.loads(line)["pid"] for line in record.read_text().splitlines() if line.strip()}
+    pids = {r["pid"] for r in read_records(record)}
     assert len(pids) == 2 and worker in pids
     assert set(handled(record)) == {70_000 + n for n in range(30)} and max(handled(record).values()) == 1

@@ -4,7 +4,6 @@ the lease kept alive by heartbeats, `serve --workers 2`, and the refusals of a s
 from __future__ import annotations
 
 import collections
-import json
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import redis
 
 from botkit.testing.redis_server import RedisServer, skip_unless_redis_server
 from tests.conftest import ROOT, message, signed
+from tests.support.recording_bot import read_records
 
 BOT = "tests.support.recording_bot:bot"
 
@@ -32,9 +32,7 @@ def redis_server(tmp_path: Path):
 
 
 def handled(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_records(path)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "the condition") -> None:

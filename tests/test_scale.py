@@ -21,6 +21,7 @@ import httpx
 
 from botkit.testing.redis_server import RedisServer, skip_unless_redis_server
 from tests.conftest import message, signed
+from tests.support.recording_bot import read_records
 
 CONVERSATIONS = 100
 PER_CONVERSATION = 20  # 2,000 events in all
@@ -35,9 +36,7 @@ def message_id(conversation: int, n: int) -> int:
 
 
 def records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_records(path)
 
 
 def pending_of(redis_url: str, pid: int) -> set[int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,14 +15,13 @@ import httpx
 from botkit.config import load_settings
 from botkit.serve import build_app
 from tests.conftest import SECRET, message, signed
+from tests.support.recording_bot import read_records
 
 NEVER_HANGS = 20  # seconds: only a hang goes past this; the exit times are printed, not asserted tightly
 
 
 def handled(path) -> collections.Counter:
-    if not path.exists():
-        return collections.Counter()
-    return collections.Counter(json.loads(line)["message_id"] for line in path.read_text().splitlines() if line)
+    return collections.Counter(record["message_id"] for record in read_records(path))
 
 
 def wait_until(predicate, timeout: float = 60) -> None:

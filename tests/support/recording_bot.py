@@ -26,3 +26,12 @@ class RecordingBot:
 
 
 bot = RecordingBot()
+
+
+def read_records(path) -> list[dict]:
+    """The records written so far; a line still being written (no newline yet) is left for the next read."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        text = handle.read()
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines() if line.strip()]
