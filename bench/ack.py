@@ -77,6 +77,19 @@ def start(command: list[str], env: dict[str, str], cwd: str) -> tuple[subprocess
     return process, port
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by `botkit serve` (the receiver) and its children (the worker)."""
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    return {"receiver": process_cpu(pid), "worker": sum(process_cpu(c) for c in children)}
+
+
 def message_factory():
     from botkit.security import signed_headers
     from botkit.testing.factories import contact_message

@@ -30,7 +30,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402
-from ack import start  # noqa: E402
+from ack import cpu_seconds, start  # noqa: E402
 
 from botkit.security import signed_headers  # noqa: E402
 from botkit.testing import factories  # noqa: E402
@@ -45,17 +45,6 @@ timeline: dict[str, float] = {}  # wall-clock marks of run (b), beside the fakes
 
 
 cpu_used: dict[str, float] = {}  # CPU seconds of run (b): the receiver and its worker child
-
-
-def cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by `botkit serve` (the receiver) and its children (the worker), from /proc."""
-    def used(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                for c in (task / "children").read_text().split()]
-    return {"receiver": used(pid), "worker": sum(used(c) for c in children)}
 
 
 def p99(latencies: list[float]) -> float:
