@@ -169,6 +169,7 @@ async def main(conversations: int, model_seconds: float, connections: int) -> No
     answered = sorted(r.time - begin for n in range(FIRST, FIRST + conversations)
                       for r in chatwoot.requests_to("POST", f"/api/v1/accounts/1/conversations/{n}/messages"))
     notes = sum(1 for n in range(FIRST, FIRST + conversations) for m in chatwoot.messages(n) if m.get("private"))
+    typing = len(chatwoot.requests_to("POST", "/api/v1/accounts/1/conversations/*/toggle_typing_status"))
     print(f"llm concurrency: {conversations} conversations x 1 message, model {model_seconds:g} s per answer, "
           f"BOTKIT_CONCURRENCY={conversations}, {connections} sender connections, {os.cpu_count()} cores")
     serial = conversations * model_seconds
@@ -176,6 +177,7 @@ async def main(conversations: int, model_seconds: float, connections: int) -> No
           f"{len(model.requests)} model requests, arriving over {spread:.2f} s; {notes} hand-off notes")
     print(f"timeline: deliveries acked by +{timeline['acked'] - begin:.2f} s; model asked from +{asked[0]:.2f} to "
           f"+{asked[-1]:.2f} s; replies posted from +{answered[0]:.2f} to +{answered[-1]:.2f} s")
+    print(f"Chatwoot requests: {len(answered)} replies, {typing} typing indicators")
     print(f"CPU while answering: receiver {cpu_used['receiver']:.2f} s, worker {cpu_used['worker']:.2f} s "
           f"({cpu_used['worker'] / conversations * 1000:.1f} ms per conversation)")
     ratio = p99(busy) / p99(idle)

@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 import openai
-from openai.types.chat import ChatCompletion
-from openai.types.responses import Response
 from pydantic import Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -152,6 +150,11 @@ class _Call:
     id: str
     name: str
     arguments: str
+
+
+def _tokens(answer: dict[str, Any]) -> int:
+    """The tokens a model answer used (both APIs name it `usage.total_tokens`); 0 when it does not say."""
+    return int((answer.get("usage") or {}).get("total_tokens") or 0)
 
 
 @dataclass
@@ -381,9 +384,10 @@ class OpenAIHandler(Handler):
         return options
 
     # Both APIs are called through `client.post`, the SDK's documented way to send a body as it is, rather than
-    # `chat.completions.create` / `responses.create`: their parameter transform walks the body by its typed
-    # dicts, ~0.7-1 ms of CPU a call, a third of the worker's cost per conversation in bench/llm_concurrency.py.
-    # The body here is plain JSON already; post keeps the SDK's retries, timeouts, errors and typed answers.
+    # `chat.completions.create` / `responses.create`: those walk the body by its typed dicts and build typed
+    # objects from the answer, ~1.5 ms of CPU a call, over a third of the worker's cost per conversation in
+    # bench/llm_concurrency.py. The body is plain JSON already and the answer is read into an _Answer at once;
+    # post keeps the SDK's connection pool, retries, timeouts and typed errors. (cast_to=object: the JSON as is.)
     async def _ask_chat(self, system: str, items: list[dict[str, Any]]) -> _Answer:
         options = self._options()
         if self.settings.max_output_tokens is not None:
@@ -392,17 +396,16 @@ class OpenAIHandler(Handler):
             options["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}} for t in self.tools.values()]
         assert self.client is not None
-        completion = await self.client.post("/chat/completions", cast_to=ChatCompletion, body={
+        completion = await self.client.post("/chat/completions", cast_to=object, body={
             "messages": [{"role": "system", "content": system}, *items], **options})
-        message = completion.choices[0].message
-        calls = [_Call(c.id, c.function.name, c.function.arguments)
-                 for c in message.tool_calls or [] if c.type == "function"]
-        item: dict[str, Any] = {"role": "assistant", "content": message.content}
+        message = completion["choices"][0]["message"]
+        calls = [_Call(c["id"], c["function"]["name"], c["function"].get("arguments") or "")
+                 for c in message.get("tool_calls") or [] if c.get("type") == "function"]
+        item: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
         if calls:
             item["tool_calls"] = [{"id": c.id, "type": "function",
                                    "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
-        tokens = completion.usage.total_tokens if completion.usage else 0
-        return _Answer(message.content or "", calls, tokens, [item])
+        return _Answer(message.get("content") or "", calls, _tokens(completion), [item])
 
     async def _ask_responses(self, system: str, items: list[dict[str, Any]]) -> _Answer:
         options = self._options()
@@ -413,14 +416,17 @@ class OpenAIHandler(Handler):
                                  "parameters": t.parameters} for t in self.tools.values()]
         assert self.client is not None
         # store=False: the transcript is ours; nothing is kept at the provider for previous_response_id
-        response = await self.client.post("/responses", cast_to=Response, body={
+        response = await self.client.post("/responses", cast_to=object, body={
             "instructions": system, "input": items, "store": False, **options})
-        calls = [_Call(o.call_id, o.name, o.arguments) for o in response.output if o.type == "function_call"]
-        text = response.output_text
+        output = response.get("output") or []
+        calls = [_Call(o["call_id"], o["name"], o.get("arguments") or "") for o in output
+                 if o.get("type") == "function_call"]
+        # what the SDK's Response.output_text gives: the text parts of the message items, joined
+        text = "".join(part.get("text") or "" for o in output if o.get("type") == "message"
+                       for part in o.get("content") or [] if part.get("type") == "output_text")
         sent: list[dict[str, Any]] = [{"role": "assistant", "content": text}] if text else []
         sent += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
-        tokens = response.usage.total_tokens if response.usage else 0
-        return _Answer(text, calls, tokens, sent)
+        return _Answer(text, calls, _tokens(response), sent)
 
     def _output_item(self, call: _Call, output: str) -> dict[str, Any]:
         if self.settings.api == "responses":
