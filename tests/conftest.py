@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -125,8 +127,10 @@ class BotkitProcess:
         if self.port is not None:
             self.env["BOTKIT_PORT"] = str(self.port)
         with self.log.open("ab") as log:
+            # its own process group, so the fixture can end whatever it started (uvicorn's --workers children)
             self.process = subprocess.Popen([sys.executable, "-m", "botkit.cli", *args], cwd=tmp_path,
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -169,8 +173,9 @@ def botkit_process(tmp_path: Path) -> Iterator[Any]:
 
     yield launch
     for process in started:
-        if process.process.poll() is None:
-            process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the process and every child it left, alive or orphaned
+        process.process.wait()
 
 
 @pytest.fixture
