@@ -6,6 +6,11 @@ exponential backoff; after `max_attempts` (or at once, for an error that says re
 a dead letter and its bot's `on_dead_letter` runs, which hands the conversation to a human so no customer is
 left waiting on a broken bot.
 
+An event in flight when its worker died counts an attempt too (`Store.recover`, SQLite), so an event that
+kills its worker ends as a dead letter instead of a crash loop. So that the events that were merely in flight
+beside it are not counted again and again, the worker runs the events it took back one at a time first: if
+it dies then, the one event in hand was the cause.
+
 Each event runs in its own task with its identity (delivery id, lane, event) bound to the logs, so every line
 written while it runs carries them; `on_outcome(outcome, job, seconds)` reports `done`, `retry` or
 `dead_letter` (the metrics hook).
@@ -35,6 +40,13 @@ def lane_for(bot_name: str, conversation_lane: str) -> str:
 
 def bot_of(lane: str) -> str:
     return lane.split(LANE_SEPARATOR, 1)[0]
+
+
+class OutOfAttempts(Exception):
+    """An event was in flight each time its worker died (`Store.recover` counts those): a dead letter now,
+    rather than a crash loop."""
+
+    transient = False
 
 
 class EventHandler(Protocol):
@@ -111,9 +123,13 @@ class Worker:
 
     async def _run(self) -> None:
         failures = 0
+        one_at_a_time = 0  # events a killed run left: run alone, so one that kills the worker is told apart
         while not self._stopping.is_set():  # claims left by a killed run must be taken back before any claim
             try:
-                await self.store.recover()
+                one_at_a_time = await self.store.recover()
+                if one_at_a_time:
+                    log.warning("%d events were in flight when the last worker stopped; running them one at a "
+                                "time first", one_at_a_time)
                 break
             except AnotherWorker as exc:
                 log.error("this worker does not run: %s", exc)
@@ -123,9 +139,10 @@ class Worker:
                 log.error("could not take back the claims of a previous run (%s); retrying", exc)
                 await self._sleep(min(30.0, self.poll_interval * 2**failures))
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._in_flight)
+            free = (1 if one_at_a_time > 0 else self.concurrency) - len(self._in_flight)
             try:
                 jobs = await self.store.claim(free) if free > 0 else []
+                one_at_a_time = max(0, one_at_a_time - len(jobs))
                 failures = 0
             except StoreUnavailable as exc:
                 failures += 1
@@ -164,6 +181,9 @@ class Worker:
         try:
             if bot is None:
                 raise LookupError(f"no bot named {bot_of(job.lane)!r} is served here")
+            if job.attempts >= self.max_attempts:  # failures never get here: a worker died with it in hand
+                raise OutOfAttempts(f"its worker stopped (killed or crashed) while handling it, and its "
+                                    f"{job.attempts} attempts are used up; it is not run again")
             event = events.parse_json(job.body, job.delivery_id)
             await self._handle(bot, event, job)
         except asyncio.CancelledError:
@@ -203,7 +223,8 @@ class Worker:
 
     async def _failed(self, job: Job, bot: Any, exc: Exception, extra: dict[str, Any]) -> str:
         """Schedule a retry or make a dead letter; returns which ("retry" or "dead_letter")."""
-        attempt = job.attempts + 1
+        ran = not isinstance(exc, OutOfAttempts)  # an event out of attempts was not run this time
+        attempt = job.attempts + 1 if ran else job.attempts
         reason = _describe(exc)
         hopeless = getattr(exc, "transient", True) is False or isinstance(exc, events.MalformedEvent | LookupError)
         if attempt < self.max_attempts and not hopeless:
@@ -213,7 +234,7 @@ class Worker:
             await self._settle(self.store.retry_later(job, delay, reason), job)
             return "retry"
         log.error("event failed for good after %d attempts; it is now a dead letter: %s", attempt, reason,
-                  extra=extra, exc_info=exc)
+                  extra=extra, exc_info=exc if ran else None)
         await self._settle(self.store.dead_letter(job, reason), job)
         on_dead_letter = getattr(bot, "on_dead_letter", None)
         if on_dead_letter is not None:

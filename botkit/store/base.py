@@ -127,9 +127,11 @@ class Store(ABC):
     async def release(self, jobs: Sequence[Job]) -> None:
         """Hand claimed jobs back untouched (no attempt counted), e.g. on shutdown."""
 
-    async def recover(self) -> None:  # noqa: B027 - optional hook
-        """Called by the worker when it starts: take back claims a killed previous run left (single-process
-        stores; shared stores take them back after their lease instead)."""
+    async def recover(self) -> int:
+        """Called by the worker when it starts: take back claims a killed previous run left, counting an
+        attempt for each, and say how many (single-process stores; shared stores take claims back after
+        their lease instead, and return 0)."""
+        return 0
 
     async def heartbeat(self, jobs: Sequence[Job]) -> list[Job]:
         """Keep the claims of jobs whose handlers still run; returns the jobs no longer held.

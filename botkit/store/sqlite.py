@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS journal (key TEXT NOT NULL, step INTEGER NOT NULL, re
                                     PRIMARY KEY (key, step)) WITHOUT ROWID;
 """
 
+CRASHED = "the worker stopped while handling it (killed or crashed)"
 _JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at"
 
 
@@ -110,15 +111,19 @@ class SQLiteStore(Store):
         for key, step, result in rows:
             self._journal.setdefault(key, {})[step] = result
 
-    async def recover(self) -> None:
-        """The worker is starting: claims a previous run left were never finished, so hand them out again.
+    async def recover(self) -> int:
+        """The worker is starting: claims a previous run left were never finished, so hand them out again,
+        each with an attempt counted (the worker then runs them one at a time: see Worker). Returns how many.
 
         Only one worker may run on a file (its claims live in its own process): a lock file says so, and a
         second worker stops with one sentence. The worker then listens for the receivers' wake-ups.
         """
         self._worker_lock = _lock_file(f"{self._path}.worker.lock")
-        await self._call(lambda db: db.execute("UPDATE queue SET claimed = 0 WHERE claimed = 1"))
+        taken_back = await self._call(lambda db: db.execute(
+            "UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE claimed = 1", (CRASHED,),
+        ).rowcount)
         self._listen_for_wakeups()
+        return taken_back
 
     def _listen_for_wakeups(self) -> None:
         """Receivers in other processes (`botkit serve` runs its worker in a process of its own) say "new

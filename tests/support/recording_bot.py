@@ -1,6 +1,7 @@
 """A bot for tests that run the server as a subprocess: it records each handled event in a file.
 
-RECORD_FILE: where to append one JSON line per handled event; HANDLER_DELAY: seconds each event takes.
+RECORD_FILE: where to append one JSON line per handled event; HANDLER_DELAY: seconds each event takes;
+POISON: a message text that kills the process handling it (os._exit), as a crashing native library would.
 Each line: message_id, conversation, delivery_id, started and ended (unix times of the handling), pid.
 """
 
@@ -16,6 +17,8 @@ class RecordingBot:
         self.delay = float(os.environ.get("HANDLER_DELAY", "0"))
 
     async def handle(self, event, job) -> None:
+        if os.environ.get("POISON") and event.raw.get("content") == os.environ["POISON"]:
+            os._exit(70)
         started = time.time()
         await asyncio.sleep(self.delay)
         line = json.dumps({"message_id": event.raw.get("id"), "conversation": event.conversation_id,
