@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -97,10 +99,15 @@ async def test_two_receivers_three_workers_one_killed(tmp_path: Path, botkit_pro
         async def kill_midway() -> set[int]:
             while len(records(record)) < KILL_AFTER:  # noqa: ASYNC110 - another process writes the file
                 await asyncio.sleep(0.02)
-            while not pending_of(redis_server.url, victim.pid):  # noqa: ASYNC110 - kill it while it holds work
-                await asyncio.sleep(0.005)
-            victim.kill()
-            return pending_of(redis_server.url, victim.pid)
+            while True:  # kill it while it holds work: frozen first, so what it holds cannot change meanwhile
+                while not pending_of(redis_server.url, victim.pid):  # noqa: ASYNC110 - another process's work
+                    await asyncio.sleep(0.005)
+                os.kill(victim.pid, signal.SIGSTOP)
+                held = pending_of(redis_server.url, victim.pid)
+                if held:
+                    victim.kill()
+                    return held
+                os.kill(victim.pid, signal.SIGCONT)
 
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as client:
             killer = asyncio.create_task(kill_midway())
