@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -203,13 +204,36 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    uvicorn.run(
-        "botkit.serve:app_from_env", factory=True, host=settings.botkit_host, port=settings.botkit_port,
-        workers=args.workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-        log_level=settings.botkit_log_level.lower(), timeout_graceful_shutdown=int(settings.botkit_shutdown_timeout),
-        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-    )
+    options: dict[str, Any] = {
+        "factory": True, "loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": False,
+        "log_level": settings.botkit_log_level.lower(),
+        "timeout_graceful_shutdown": int(settings.botkit_shutdown_timeout),
+        "ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile,
+    }
+    listening = inherited_socket()
+    if listening is None:
+        uvicorn.run("botkit.serve:app_from_env", host=settings.botkit_host, port=settings.botkit_port,
+                    workers=args.workers, **options)
+    elif args.workers > 1:
+        raise ConfigError("A socket passed by systemd (LISTEN_FDS) serves one process: drop --workers, or run "
+                          "one botkit.socket and botkit.service pair per process.")
+    else:
+        uvicorn.Server(uvicorn.Config("botkit.serve:app_from_env", **options)).run(sockets=[listening])
     return 0
+
+
+def inherited_socket() -> socket.socket | None:
+    """The listening socket systemd passed at fd 3 (socket activation: LISTEN_PID and LISTEN_FDS), else None.
+
+    systemd keeps that socket open while the service restarts, so deliveries that arrive meanwhile wait in
+    its backlog and are answered by the next process; without it they are refused, and Chatwoot never
+    retries a refused connection (docs/deploy.md).
+    """
+    if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS") or 0) < 1:
+        return None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # meant for this process only, not the worker child
+    return socket.socket(fileno=3)
 
 
 def share_metrics_with_the_worker() -> None:

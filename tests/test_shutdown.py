@@ -6,6 +6,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +19,7 @@ import httpx
 
 from botkit.config import load_settings
 from botkit.serve import build_app
-from tests.conftest import SECRET, message, signed
+from tests.conftest import ROOT, SECRET, message, signed
 from tests.support.recording_bot import read_records
 
 NEVER_HANGS = 20  # seconds: only a hang goes past this; the exit times are printed, not asserted tightly
@@ -143,3 +148,53 @@ async def test_webhooks_during_shutdown_get_500_and_readiness_goes_down(tmp_path
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stopping, 10)
         assert stopping.done() and stopping.exception() is None
+
+
+def test_a_restart_under_socket_activation_refuses_no_delivery(tmp_path):
+    """As under systemd's botkit.socket: the listening socket outlives the process, so deliveries sent while
+    the service restarts wait in its backlog and the next process answers them (a refused connection would
+    be final for Chatwoot)."""
+    record = tmp_path / "handled.jsonl"
+    env = {**os.environ, "BOTKIT_BOT": "tests.support.recording_bot:bot", "CHATWOOT_WEBHOOK_SECRET": SECRET,
+           "BOTKIT_STORE": f"sqlite:///{tmp_path}/botkit.db", "RECORD_FILE": str(record), "PYTHONPATH": str(ROOT)}
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def start_service() -> subprocess.Popen:
+        def as_systemd_does() -> None:  # in the child: the socket at fd 3, and LISTEN_PID naming this process
+            os.dup2(listener.fileno(), 3)
+            os.environ.clear()
+            os.environ.update({**env, "LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())})
+
+        log = (tmp_path / "service.log").open("ab")
+        return subprocess.Popen([sys.executable, "-m", "botkit.cli", "serve"], cwd=tmp_path, env=None,
+                                preexec_fn=as_systemd_does, pass_fds=(3,), stdout=log, stderr=subprocess.STDOUT)  # noqa: PLW1509
+
+    def deliver(client: httpx.Client, n: int) -> int:
+        raw, headers = signed(message(4000 + n, 90_000 + n, f"message {n}"), delivery_id=f"s-{n}")
+        return client.post(f"{url}/webhook", content=raw, headers=headers).status_code
+
+    with listener, httpx.Client(timeout=60) as client, ThreadPoolExecutor(5) as pool:
+        first = start_service()
+        wait_until(lambda: first.poll() is None and _healthy(client, url), timeout=30)
+        assert [deliver(client, n) for n in range(5)] == [200] * 5
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(NEVER_HANGS) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
+        during = [pool.submit(deliver, client, n) for n in range(5, 10)]  # no process is serving now
+        time.sleep(0.5)
+        assert not any(f.done() for f in during)  # accepted by the kernel, waiting: not refused
+        second = start_service()
+        try:
+            assert [f.result(timeout=60) for f in during] == [200] * 5
+            wait_until(lambda: len(handled(record)) >= 10)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(NEVER_HANGS)
+    assert handled(record) == collections.Counter(range(90_000, 90_010))
+
+
+def _healthy(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
