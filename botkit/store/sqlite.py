@@ -58,6 +58,26 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     key TEXT NOT NULL, lane TEXT NOT NULL, event TEXT NOT NULL, body BLOB NOT NULL, delivery_id TEXT,
     attempts INTEGER NOT NULL, error TEXT NOT NULL, failed_at REAL NOT NULL
 );
+-- The head (oldest event) of each lane, kept by triggers whoever writes the queue, so a claim reads the
+-- claimable heads in order from an index instead of grouping the whole queue by lane (O(claimed), not O(queue)).
+CREATE TABLE IF NOT EXISTS lanes (lane TEXT PRIMARY KEY, head INTEGER NOT NULL, claimed INTEGER NOT NULL,
+                                  ready REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lanes_claimable ON lanes (claimed, head, ready);
+CREATE TRIGGER IF NOT EXISTS queue_head_insert AFTER INSERT ON queue BEGIN
+  INSERT OR IGNORE INTO lanes (lane, head, claimed, ready) VALUES (NEW.lane, NEW.seq, NEW.claimed, NEW.not_before);
+END;
+CREATE TRIGGER IF NOT EXISTS queue_head_update AFTER UPDATE OF claimed, not_before ON queue BEGIN
+  UPDATE lanes SET claimed = NEW.claimed, ready = NEW.not_before WHERE lane = NEW.lane AND head = NEW.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS queue_head_delete AFTER DELETE ON queue BEGIN
+  DELETE FROM lanes WHERE lane = OLD.lane AND NOT EXISTS (SELECT 1 FROM queue WHERE lane = OLD.lane);
+  UPDATE lanes SET (head, claimed, ready) = (SELECT seq, claimed, not_before FROM queue WHERE lane = OLD.lane
+                                              ORDER BY seq LIMIT 1)
+    WHERE lane = OLD.lane AND head = OLD.seq;
+END;
+-- a file from before the lanes table: its queued events get their heads once
+INSERT OR IGNORE INTO lanes (lane, head, claimed, ready)
+  SELECT lane, seq, claimed, not_before FROM queue WHERE seq IN (SELECT MIN(seq) FROM queue GROUP BY lane);
 CREATE TABLE IF NOT EXISTS state (lane TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (key TEXT NOT NULL, step INTEGER NOT NULL, result TEXT NOT NULL,
                                     PRIMARY KEY (key, step)) WITHOUT ROWID;
@@ -65,6 +85,11 @@ CREATE TABLE IF NOT EXISTS journal (key TEXT NOT NULL, step INTEGER NOT NULL, re
 
 CRASHED = "the worker stopped while handling it (killed or crashed)"
 _JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at"
+
+
+# The oldest claimable lane heads, up to a limit: (now, limit).
+CLAIM = (f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT head FROM lanes "  # noqa: S608
+         "WHERE claimed = 0 AND ready <= ? ORDER BY head LIMIT ?) ORDER BY seq")
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -242,11 +267,7 @@ class SQLiteStore(Store):
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> list[Job]:
-            rows = db.execute(
-                f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT MIN(seq) FROM queue GROUP BY lane) "  # noqa: S608
-                "AND claimed = 0 AND not_before <= ? ORDER BY seq LIMIT ?",
-                (now, limit),
-            ).fetchall()
+            rows = db.execute(CLAIM, (now, limit)).fetchall()
             db.executemany("UPDATE queue SET claimed = 1 WHERE seq = ?", [(r[0],) for r in rows])
             return [_job(r) for r in rows]
 
