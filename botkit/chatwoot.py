@@ -1,7 +1,7 @@
 """The Chatwoot REST API client: every endpoint a bot (or its provisioning) calls, retried where safe.
 
 One shared `httpx.AsyncClient` (connection pool, keep-alive, explicit timeouts) sends the token in the
-`api_access_token` header, over aiohttp (`botkit.transport`: a third of httpx's own per-request CPU).
+`api-access-token` header (see TOKEN_HEADER), over aiohttp (`botkit.transport`: a third of httpx's own per-request CPU).
 Chatwoot's answers become typed errors that say what to do; tokens never appear in an error, a repr or a
 log line. All retrying happens in `ChatwootClient._request`, under one policy:
 
@@ -201,6 +201,11 @@ def error_for_response(response: httpx.Response, endpoint: str, secrets: Iterabl
 
 # Retry policy -------------------------------------------------------------------------------------------
 
+# Chatwoot documents `api_access_token`, but nginx drops headers with underscores unless
+# `underscores_in_headers on`, and a bot behind such a proxy gets 401 for everything. Rails reads the
+# hyphenated spelling as the same header (both are HTTP_API_ACCESS_TOKEN to Rack), so send that.
+TOKEN_HEADER = "api-access-token"  # noqa: S105 - a header name, not a secret
+
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Failures after which Chatwoot cannot have run the request at all.
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -267,7 +272,7 @@ class ChatwootClient:
             base_url=self.base_url,
             transport=transport or AiohttpTransport(max_connections=max_connections, keepalive_expiry=30.0),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            headers={"api_access_token": self._token.get_secret_value(), "Accept": "application/json"},
+            headers={TOKEN_HEADER: self._token.get_secret_value(), "Accept": "application/json"},
             follow_redirects=False,
         )
 

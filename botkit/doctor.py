@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from botkit.chatwoot import InvalidToken, NotAuthorizedForBots, NotFound, error_for_response
+from botkit.chatwoot import TOKEN_HEADER, InvalidToken, NotAuthorizedForBots, NotFound, error_for_response
 from botkit.config import ConfigError, Settings, load_settings
 from botkit.provision import private_url_warning
 from botkit.security import signed_headers
@@ -121,7 +121,7 @@ async def _token(http: httpx.AsyncClient, settings: Settings, checks: list[Check
     reached: list[str] = []
     missing: list[tuple[str, bool]] = []
     for action, method, suffix, needed_for, required in PROBES:
-        response = await http.request(method, base + suffix, headers={"api_access_token": token},
+        response = await http.request(method, base + suffix, headers={TOKEN_HEADER: token},
                                       json=None if method == "GET" else {})
         if response.status_code == 404:
             reached.append(action)
@@ -155,7 +155,7 @@ async def _token(http: httpx.AsyncClient, settings: Settings, checks: list[Check
 
 async def _is_user_token(http: httpx.AsyncClient, base: str, token: str) -> bool:
     """Bots may not list messages; a token that may (404 on a missing conversation) belongs to a user."""
-    response = await http.get(base + "/messages", headers={"api_access_token": token})
+    response = await http.get(base + "/messages", headers={TOKEN_HEADER: token})
     return isinstance(error_for_response(response, "messages#index"), NotFound)
 
 

@@ -228,6 +228,13 @@ async def test_5xx_on_a_message_is_never_repeated(fake, status):
     assert len(fake.requests_to("POST", CONV + "/messages")) == 1
 
 
+async def test_the_token_travels_in_the_header_spelling_that_survives_nginx(fake):
+    async with client_for(fake) as client:
+        await client.send_message(1, 128, "hello")
+    [sent] = fake.requests_to("POST", CONV + "/messages")
+    assert sent.headers.get("api-access-token") == fake.bot_token and "api_access_token" not in sent.headers
+
+
 async def test_a_message_whose_answer_never_comes_is_not_sent_twice(fake):
     fake.drop_response_next("POST", CONV + "/messages")
     async with client_for(fake, timeout=0.5) as client:
