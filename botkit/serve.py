@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import hashlib
 import importlib
@@ -18,6 +19,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,7 +272,25 @@ def work(args: argparse.Namespace) -> int:
     # A worker serves no webhook, so it needs no webhook secret: the receiver built here is never reached.
     app = build_app(settings.model_copy(update={"botkit_allow_unsigned": True}), run_worker=True)
     settle_gc()
-    run(run_worker(app, settings.botkit_shutdown_timeout))
+    if args.metrics_port is None:
+        run(run_worker(app, settings.botkit_shutdown_timeout))
+        return 0
+    import uvicorn
+
+    # Only the probes and /metrics: the receiver built above accepts unsigned deliveries, and is never served.
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with app.router.lifespan_context(app):
+            log.info("botkit worker is running (store %s); /metrics on %s:%d", app.state.receiver.store.url,
+                     args.metrics_host, args.metrics_port)
+            yield
+
+    probes = Starlette(routes=[r for r in app.routes if getattr(r, "path", "") in ("/healthz", "/readyz", "/metrics")],
+                       lifespan=lifespan)
+    probes.state = app.state
+    uvicorn.run(probes, host=args.metrics_host, port=args.metrics_port, loop="uvloop", http="httptools",
+                lifespan="on", access_log=False, log_level=settings.botkit_log_level.lower(),
+                timeout_graceful_shutdown=int(settings.botkit_shutdown_timeout))
     return 0
 
 
@@ -333,6 +353,8 @@ def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser("worker", help="run only the worker, on a shared (redis://) store")
     parser.add_argument("--bot", help="the bot to run, module:attribute (BOTKIT_BOT)")
     parser.add_argument("--store", help="store URL (BOTKIT_STORE), a redis:// URL")
+    parser.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz and /readyz on this port")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (127.0.0.1)")
     parser.set_defaults(func=work)
 
     parser = subparsers.add_parser("init", help="write a webhook secret to .env when none is configured")

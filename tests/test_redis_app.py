@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from botkit.testing.redis_server import RedisServer, skip_unless_redis_server
-from tests.conftest import ROOT, message, signed
+from tests.conftest import ROOT, free_port, message, signed
 from tests.support.recording_bot import read_records
 
 BOT = "tests.support.recording_bot:bot"
@@ -122,6 +122,33 @@ def test_heartbeats_keep_a_long_handler_from_running_twice(tmp_path, redis_serve
     wait_for(lambda: len(handled(record)) >= 4, what="the four events")
     time.sleep(1.5)  # time for a takeover's second run to finish, if there were one
     assert collections.Counter(r["message_id"] for r in handled(record)) == collections.Counter(range(100, 104))
+
+
+def test_a_worker_serves_its_metrics_and_probes_but_no_webhook(tmp_path, redis_server, botkit_process) -> None:
+    record = tmp_path / "handled.jsonl"
+    env = {"BOTKIT_BOT": BOT, "BOTKIT_STORE": redis_server.url, "RECORD_FILE": str(record)}
+    receiver = botkit_process("serve", "--no-worker", **env).ready()
+    port = free_port()
+    worker = botkit_process("worker", "--metrics-port", str(port), **env).ready()
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(timeout=10) as client:
+        wait_for(lambda: _answers(client, f"{url}/readyz"), what="the worker's probes")
+        assert [post(client, receiver.url, 1, 100 + n) for n in range(3)] == [200] * 3
+        wait_for(lambda: len(handled(record)) >= 3, what="the three events")
+        scraped = client.get(f"{url}/metrics").text
+        assert 'botkit_events_total{outcome="done"} 3.0' in scraped
+        raw, headers = signed(message(1, 999), delivery_id="d-999")
+        assert client.post(f"{url}/webhook", content=raw, headers=headers).status_code == 404
+        assert client.post(f"{url}/webhook", content=b"{}").status_code == 404  # unsigned: not even looked at
+    assert worker.terminate() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
+    assert "Application shutdown complete" in worker.log.read_text()
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_serve_with_two_uvicorn_workers_shares_the_redis_queue(tmp_path, redis_server, botkit_process) -> None:
