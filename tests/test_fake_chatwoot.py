@@ -277,3 +277,18 @@ def test_serve_in_thread_from_sync_code():
         response = httpx.get(fake.url + CONV, headers=auth(fake.bot_token))
     assert response.status_code == 200
     assert fake.url is None
+
+
+async def test_a_bot_reaches_only_accounts_it_belongs_to_or_has_an_inbox_in(fake, http):
+    fake.add_account(2)
+    fake.add_conversation(2, 900)
+    fake.add_account(3)
+    fake.add_conversation(3, 901)
+    stranger = fake.add_agent_bot(3, name="account three's bot")  # belongs to account 3, no inbox anywhere
+    # the seeded bot is connected to an inbox of account 1 only
+    response = await http.get("/api/v1/accounts/2/conversations/900", headers=auth(fake.bot_token))
+    assert (response.status_code, response.json()) == (401, {"error": "Bot is not authorized to access this account"})
+    assert (await http.get("/api/v1/accounts/3/conversations/901",
+                           headers=auth(stranger.access_token))).status_code == 200  # its own account
+    assert (await http.get("/api/v1/accounts/2/conversations/900",
+                           headers=auth(stranger.access_token))).status_code == 401

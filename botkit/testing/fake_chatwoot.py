@@ -12,8 +12,8 @@ synchronous code such as the CLI (`with fake.serve_in_thread(): ...`).
 
 What it reproduces: paths and bodies; `api_access_token` auth with `401 {"error":"Invalid Access Token"}`;
 the agent-bot allow-list (`401 {"error":"Access to this endpoint is not authorized for bots"}`), which can
-be narrowed to an older release's; a bot may only touch accounts where it is connected to an inbox; bot
-management for administrators only; `404 {"error":"Resource could not be found"}`; 422s for invalid rich
+be narrowed to an older release's; a bot may only touch accounts it belongs to or where it is connected to
+an inbox; bot management for administrators only; `404 {"error":"Resource could not be found"}`; 422s for invalid rich
 messages and more than 200 messages per conversation per minute ("Too many messages"); an optional
 per-IP request limit answering `429`, text/plain `Retry later`, no Retry-After; integer `message_type`
 and epoch `created_at` in the message create response; state changes that GET shows afterwards.
@@ -611,7 +611,10 @@ class FakeChatwoot(LoopbackFake):
             raise ChatwootReply(_error(401, "You are not authorized to access this account"))
         if principal.kind == "user" and principal.user and principal.user.account_id != account_id:
             raise ChatwootReply(_error(401, "You are not authorized to access this account"))
-        if principal.kind == "bot" and principal.bot and not any(
+        # ensure_current_account_helper.rb: a bot reaches an account it belongs to, or one where it is
+        # connected to an inbox (releases before the first rule knew only the second, and said "You are
+        # not authorized to access this account").
+        if principal.kind == "bot" and principal.bot and principal.bot.account_id != account_id and not any(
             inbox.account_id == account_id and inbox.agent_bot_id == principal.bot.id
             for inbox in self.inboxes.values()
         ):
