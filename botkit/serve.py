@@ -251,7 +251,8 @@ def share_metrics_with_the_worker() -> None:
 
 
 def work(args: argparse.Namespace) -> int:
-    """`botkit worker`: claim and handle events from a shared store, with no HTTP listener."""
+    """`botkit worker`: claim and handle events from a shared store; no webhook (`--metrics-port` serves its
+    /metrics and probes)."""
     from botkit.worker_process import PARENT_ENV, die_with_parent
 
     os.environ.update({k: v for k, v in {"BOTKIT_BOT": args.bot, "BOTKIT_STORE": args.store}.items() if v})
