@@ -159,6 +159,7 @@ def test_a_restart_under_socket_activation_refuses_no_delivery(tmp_path):
            "BOTKIT_STORE": f"sqlite:///{tmp_path}/botkit.db", "RECORD_FILE": str(record), "PYTHONPATH": str(ROOT)}
     listener = socket.create_server(("127.0.0.1", 0), backlog=64)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    started: list[subprocess.Popen] = []
 
     def start_service() -> subprocess.Popen:
         def as_systemd_does() -> None:  # in the child: the socket at fd 3, and LISTEN_PID naming this process
@@ -166,30 +167,34 @@ def test_a_restart_under_socket_activation_refuses_no_delivery(tmp_path):
             os.environ.clear()
             os.environ.update({**env, "LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())})
 
-        log = (tmp_path / "service.log").open("ab")
-        return subprocess.Popen([sys.executable, "-m", "botkit.cli", "serve"], cwd=tmp_path, env=None,
-                                preexec_fn=as_systemd_does, pass_fds=(3,), stdout=log, stderr=subprocess.STDOUT)  # noqa: PLW1509
+        with (tmp_path / "service.log").open("ab") as log:
+            started.append(subprocess.Popen([sys.executable, "-m", "botkit.cli", "serve"], cwd=tmp_path, env=None,
+                                            preexec_fn=as_systemd_does, pass_fds=(3,), stdout=log,
+                                            stderr=subprocess.STDOUT))
+        return started[-1]
 
     def deliver(client: httpx.Client, n: int) -> int:
         raw, headers = signed(message(4000 + n, 90_000 + n, f"message {n}"), delivery_id=f"s-{n}")
         return client.post(f"{url}/webhook", content=raw, headers=headers).status_code
 
-    with listener, httpx.Client(timeout=60) as client, ThreadPoolExecutor(5) as pool:
-        first = start_service()
-        wait_until(lambda: first.poll() is None and _healthy(client, url), timeout=30)
-        assert [deliver(client, n) for n in range(5)] == [200] * 5
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(NEVER_HANGS) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
-        during = [pool.submit(deliver, client, n) for n in range(5, 10)]  # no process is serving now
-        time.sleep(0.5)
-        assert not any(f.done() for f in during)  # accepted by the kernel, waiting: not refused
-        second = start_service()
-        try:
+    try:
+        with listener, httpx.Client(timeout=60) as client, ThreadPoolExecutor(5) as pool:
+            first = start_service()
+            wait_until(lambda: first.poll() is None and _healthy(client, url), timeout=30)
+            assert [deliver(client, n) for n in range(5)] == [200] * 5
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(NEVER_HANGS) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once done
+            during = [pool.submit(deliver, client, n) for n in range(5, 10)]  # no process is serving now
+            time.sleep(0.5)
+            assert not any(f.done() for f in during)  # accepted by the kernel, waiting: not refused
+            start_service()
             assert [f.result(timeout=60) for f in during] == [200] * 5
             wait_until(lambda: len(handled(record)) >= 10)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(NEVER_HANGS)
+    finally:
+        for process in started:  # even when an assertion failed: no server may outlive the test
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(NEVER_HANGS)
     assert handled(record) == collections.Counter(range(90_000, 90_010))
 
 
