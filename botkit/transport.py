@@ -39,6 +39,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = self._open()
         timeout = request.extensions.get("timeout", {})
+        phases = [timeout.get(phase) for phase in ("pool", "connect", "write", "read")]
+        # aiohttp has no write timeout: the whole exchange is bounded by the sum of httpx's phases instead
+        total = None if None in phases else sum(phases)
         try:
             async with self._session.request(
                 request.method,
@@ -46,7 +49,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
                 data=await request.aread() or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeout.get("pool"),
+                timeout=aiohttp.ClientTimeout(total=total, connect=timeout.get("pool"),
                                               sock_connect=timeout.get("connect"), sock_read=timeout.get("read")),
             ) as answer:
                 content = await answer.read()

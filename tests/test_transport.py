@@ -161,3 +161,16 @@ async def test_an_idempotent_call_is_retried_after_a_dropped_connection():
             with pytest.raises(ChatwootUnreachable):
                 await chatwoot.toggle_status(1, 2, "open")
     assert len(seen) > 1
+
+
+async def test_a_server_that_never_reads_the_body_cannot_hang_the_request():
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the head, then nothing: the socket buffers fill, the write blocks
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    async with server, client(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=0.3) as http:
+        with pytest.raises(httpx.TransportError) as caught:
+            # httpx's four timeouts together bound it (1.2 s); wait_for only turns a hang into a failure
+            await asyncio.wait_for(http.post("/", content=b"x" * 16_000_000), 30)
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
