@@ -126,7 +126,7 @@ class Worker:
         one_at_a_time = 0  # events a killed run left: run alone, so one that kills the worker is told apart
         while not self._stopping.is_set():  # claims left by a killed run must be taken back before any claim
             try:
-                one_at_a_time = await self.store.recover()
+                one_at_a_time = await self.store.recover() or 0  # a custom store may still return None
                 if one_at_a_time:
                     log.warning("%d events were in flight when the last worker stopped; running them one at a "
                                 "time first", one_at_a_time)
