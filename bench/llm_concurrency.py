@@ -127,7 +127,7 @@ async def measure(port: int, server_pid: int, chatwoot: FakeChatwoot, conversati
     messages = [factories.contact_message(f"question {n}", conversation_id=FIRST + n) for n in range(conversations)]
     started = time.perf_counter()
     timeline["start"] = time.time()
-    cpu_before = cpu_seconds(server_pid)
+    cpu_before = {**cpu_seconds(server_pid), "fakes": time.process_time()}
     busy = await post_all(port, secret, messages, connections)
     timeline["acked"] = time.time()
     while replies(chatwoot, conversations) < conversations:
@@ -135,7 +135,8 @@ async def measure(port: int, server_pid: int, chatwoot: FakeChatwoot, conversati
             raise SystemExit(f"only {replies(chatwoot, conversations)} replies after two minutes")
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
-    cpu_used.update({k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds(server_pid).items()})
+    cpu_after = {**cpu_seconds(server_pid), "fakes": time.process_time()}
+    cpu_used.update({k: v - cpu_before[k] for k, v in cpu_after.items()})
     done.set()
     busy += await prober
     return idle, busy, elapsed
@@ -178,8 +179,10 @@ async def main(conversations: int, model_seconds: float, connections: int) -> No
     print(f"timeline: deliveries acked by +{timeline['acked'] - begin:.2f} s; model asked from +{asked[0]:.2f} to "
           f"+{asked[-1]:.2f} s; replies posted from +{answered[0]:.2f} to +{answered[-1]:.2f} s")
     print(f"Chatwoot requests: {len(answered)} replies, {typing} typing indicators")
-    print(f"CPU while answering: receiver {cpu_used['receiver']:.2f} s, worker {cpu_used['worker']:.2f} s "
-          f"({cpu_used['worker'] / conversations * 1000:.1f} ms per conversation)")
+    print(f"CPU while answering: receiver {cpu_used['receiver']:.2f} s, worker {cpu_used['worker']:.2f} s, "
+          f"this process (fake model, fake Chatwoot, sender) {cpu_used['fakes']:.2f} s, "
+          f"in {elapsed:.2f} s on {os.cpu_count()} cores (worker: "
+          f"{cpu_used['worker'] / conversations * 1000:.1f} ms per conversation)")
     ratio = p99(busy) / p99(idle)
     print(f"ack p99: {p99(idle) * 1000:.1f} ms with no model running ({len(idle)} acks), {p99(busy) * 1000:.1f} ms "
           f"while the model works ({len(busy)} acks); ratio {ratio:.2f} (target <= 2)")
