@@ -7,9 +7,10 @@ a dead letter and its bot's `on_dead_letter` runs, which hands the conversation 
 left waiting on a broken bot.
 
 An event in flight when its worker died counts an attempt too (`Store.recover`, SQLite), so an event that
-kills its worker ends as a dead letter instead of a crash loop. So that the events that were merely in flight
-beside it are not counted again and again, the worker runs the events it took back one at a time first: if
-it dies then, the one event in hand was the cause.
+kills its worker ends as a dead letter instead of a crash loop. After one death the worker goes on at full
+speed (a deploy's kill -9 must not slow it down). After a second death with the same events in hand, it runs
+those one at a time: if it dies then, the one event in hand was the cause, and the events that were merely
+beside it are not counted again (with the default BOTKIT_MAX_ATTEMPTS=3 they never run out).
 
 Each event runs in its own task with its identity (delivery id, lane, event) bound to the logs, so every line
 written while it runs carries them; `on_outcome(outcome, job, seconds)` reports `done`, `retry` or
@@ -123,13 +124,13 @@ class Worker:
 
     async def _run(self) -> None:
         failures = 0
-        one_at_a_time = 0  # events a killed run left: run alone, so one that kills the worker is told apart
+        one_at_a_time = 0  # events a worker died with twice: run alone, so one that kills it is told apart
         while not self._stopping.is_set():  # claims left by a killed run must be taken back before any claim
             try:
                 one_at_a_time = await self.store.recover() or 0  # a custom store may still return None
                 if one_at_a_time:
-                    log.warning("%d events were in flight when the last worker stopped; running them one at a "
-                                "time first", one_at_a_time)
+                    log.warning("%d events were in flight when a worker stopped, not for the first time; "
+                                "running them one at a time first", one_at_a_time)
                 break
             except AnotherWorker as exc:
                 log.error("this worker does not run: %s", exc)

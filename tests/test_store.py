@@ -407,13 +407,17 @@ async def test_sqlite_survives_reopen_and_takes_back_claims_of_the_previous_run(
     second = await make_store()
     assert not await put(second, "a1", "A")  # dedupe keys survived
     assert await second.claim(10) == []  # another process (the dead-letter CLI) touches no claim...
-    await second.recover()  # ...until a worker starts and takes them back, each with an attempt counted
+    # ...until a worker starts and takes them back, each with an attempt counted; none was tried before
+    assert await second.recover() == 0
     again = await second.claim(10)
     assert sorted((j.id, j.key, j.attempts) for j in again) == sorted((j.id, j.key, 1) for j in claimed)
     assert await second.get_state("A") == {"x": 1}
     assert await second.journal("a1") == {0: "sent"}
     stats = await second.stats()
     assert (stats.waiting, stats.in_flight) == (1, 2)
+    await second.close()  # a second death with the same two in hand: now they are suspects
+    third = await make_store()
+    assert await third.recover() == 2
 
 
 # Redis ----------------------------------------------------------------------------------------------------

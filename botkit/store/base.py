@@ -129,8 +129,11 @@ class Store(ABC):
 
     async def recover(self) -> int:
         """Called by the worker when it starts: take back claims a killed previous run left, counting an
-        attempt for each, and say how many (single-process stores; shared stores take claims back after
-        their lease instead, and return 0)."""
+        attempt for each (single-process stores; shared stores take claims back after their lease instead).
+
+        Returns how many of them had been tried before (a second death with them in hand, or a failure and a
+        death): the worker runs that many one at a time, to tell an event that kills it from its neighbours.
+        """
         return 0
 
     async def heartbeat(self, jobs: Sequence[Job]) -> list[Job]:

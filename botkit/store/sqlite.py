@@ -138,17 +138,22 @@ class SQLiteStore(Store):
 
     async def recover(self) -> int:
         """The worker is starting: claims a previous run left were never finished, so hand them out again,
-        each with an attempt counted (the worker then runs them one at a time: see Worker). Returns how many.
+        each with an attempt counted. Returns how many had been tried before (see Store.recover).
 
         Only one worker may run on a file (its claims live in its own process): a lock file says so, and a
         second worker stops with one sentence. The worker then listens for the receivers' wake-ups.
         """
         self._worker_lock = _lock_file(f"{self._path}.worker.lock")
-        taken_back = await self._call(lambda db: db.execute(
-            "UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE claimed = 1", (CRASHED,),
-        ).rowcount)
+
+        def op(db: sqlite3.Connection) -> int:
+            suspects = db.execute("SELECT COUNT(*) FROM queue WHERE claimed = 1 AND attempts >= 1").fetchone()[0]
+            db.execute("UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE claimed = 1",
+                       (CRASHED,))
+            return suspects
+
+        suspects = await self._call(op)
         self._listen_for_wakeups()
-        return taken_back
+        return suspects
 
     def _listen_for_wakeups(self) -> None:
         """Receivers in other processes (`botkit serve` runs its worker in a process of its own) say "new
