@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (the store's ?workers=N)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "fake.py").write_text(FAKE)
@@ -140,7 +141,7 @@ def main() -> None:
 
             # (b) end to end: a burst, timed until the last reply reaches the fake
             bot, bot_port = start([sys.executable, "-m", "botkit.cli", "serve"],
-                                  {**common, "BOTKIT_STORE": f"sqlite:///{tmp}/bot.db"}, tmp)
+                                  {**common, "BOTKIT_STORE": f"sqlite:///{tmp}/bot.db?workers={args.workers}"}, tmp)
             processes.append(bot)
             make, _ = factory(creds["secret"], lambda n: n % CONVERSATIONS + 1, 2_000_000)
             requests = [make() for _ in range(args.events)]
@@ -170,7 +171,7 @@ def main() -> None:
                     process.terminate()
                     process.wait(30)
     p50, p99 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
-    print(f"e2e benchmark: default bot, SQLite, one process, {os.cpu_count()} cores")
+    print(f"e2e benchmark: default bot, SQLite, {args.workers} worker process(es), {os.cpu_count()} cores")
     print(ack.line("(a) ack only (bot does nothing)"))
     print(f"(b) end to end, burst of {args.events:<6}    {end_to_end:9.0f} events/s   "
           f"ratio b/a = {end_to_end / ack.rate:.2f}   (target >= 1000 events/s)")

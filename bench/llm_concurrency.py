@@ -142,7 +142,7 @@ async def measure(port: int, server_pid: int, chatwoot: FakeChatwoot, conversati
     return idle, busy, elapsed
 
 
-async def main(conversations: int, model_seconds: float, connections: int) -> None:
+async def main(conversations: int, model_seconds: float, connections: int, workers: int) -> None:
     chatwoot = FakeChatwoot(messages_per_minute=10**9)
     for n in range(FIRST - 1, FIRST + conversations):
         chatwoot.add_conversation(1, n, status="pending")
@@ -150,7 +150,7 @@ async def main(conversations: int, model_seconds: float, connections: int) -> No
     with tempfile.TemporaryDirectory() as tmp:
         async with chatwoot.serve(), model.serve():
             env = {
-                "BOTKIT_BOT": "bots.openai_assistant:bot", "BOTKIT_STORE": f"sqlite:///{tmp}/bench.db",
+                "BOTKIT_BOT": "bots.openai_assistant:bot", "BOTKIT_STORE": f"sqlite:///{tmp}/bench.db?workers={workers}",
                 "BOTKIT_CONCURRENCY": str(conversations), "CHATWOOT_RATE_PER_MINUTE": "1000000000",
                 "CHATWOOT_BASE_URL": chatwoot.url, "CHATWOOT_BOT_TOKEN": chatwoot.bot_token,
                 "CHATWOOT_WEBHOOK_SECRET": chatwoot.bot_secret, "BOTKIT_LOG_LEVEL": "WARNING",
@@ -172,7 +172,8 @@ async def main(conversations: int, model_seconds: float, connections: int) -> No
     notes = sum(1 for n in range(FIRST, FIRST + conversations) for m in chatwoot.messages(n) if m.get("private"))
     typing = len(chatwoot.requests_to("POST", "/api/v1/accounts/1/conversations/*/toggle_typing_status"))
     print(f"llm concurrency: {conversations} conversations x 1 message, model {model_seconds:g} s per answer, "
-          f"BOTKIT_CONCURRENCY={conversations}, {connections} sender connections, {os.cpu_count()} cores")
+          f"BOTKIT_CONCURRENCY={conversations}, {workers} worker process(es), {connections} sender connections, "
+          f"{os.cpu_count()} cores")
     serial = conversations * model_seconds
     print(f"all {conversations} replies in {elapsed:.2f} s (one at a time would be {serial:.0f} s); "
           f"{len(model.requests)} model requests, arriving over {spread:.2f} s; {notes} hand-off notes")
@@ -193,5 +194,6 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=500)
     parser.add_argument("--model-seconds", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (the store's ?workers=N)")
     args = parser.parse_args()
-    uvloop.run(main(args.conversations, args.model_seconds, args.connections))
+    uvloop.run(main(args.conversations, args.model_seconds, args.connections, args.workers))

@@ -128,9 +128,11 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
         receiver.observe = metrics.delivery
     worker: Any = None
     if worker_process:
-        from botkit.worker_process import WorkerProcess
+        from botkit.worker_process import WorkerProcess, WorkerProcesses
 
-        worker = WorkerProcess(shutdown_timeout=settings.botkit_shutdown_timeout)
+        workers = getattr(store, "workers", 1)  # sqlite:///...?workers=N: N children share the lanes
+        worker = (WorkerProcesses(settings.botkit_store, workers, shutdown_timeout=settings.botkit_shutdown_timeout)
+                  if workers > 1 else WorkerProcess(shutdown_timeout=settings.botkit_shutdown_timeout))
     elif run_worker:
         worker = Worker(store, {name: e.bot for name, e in endpoints.items()},
                         concurrency=settings.botkit_concurrency, max_attempts=settings.botkit_max_attempts,

@@ -30,9 +30,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 class WorkerProcess:
-    def __init__(self, *, shutdown_timeout: float = 10.0, command: list[str] | None = None) -> None:
+    def __init__(self, *, shutdown_timeout: float = 10.0, command: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.shutdown_timeout = shutdown_timeout
         self.command = command or [sys.executable, "-m", "botkit.cli", "worker"]
+        self.env = env or {}  # on top of this process's environment
         self.process: asyncio.subprocess.Process | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -49,7 +51,7 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         delay = 1.0
         while not self._stopping:
-            env = {**os.environ, PARENT_ENV: str(os.getpid())}
+            env = {**os.environ, **self.env, PARENT_ENV: str(os.getpid())}
             self.process = await asyncio.create_subprocess_exec(*self.command, env=env)
             started = loop.time()
             code = await self.process.wait()
@@ -75,6 +77,27 @@ class WorkerProcess:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class WorkerProcesses:
+    """One supervised WorkerProcess per partition of a SQLite file's lanes (`?workers=N`)."""
+
+    def __init__(self, store_url: str, workers: int, *, shutdown_timeout: float = 10.0) -> None:
+        joiner = "&" if "?" in store_url else "?"
+        self.children = [WorkerProcess(shutdown_timeout=shutdown_timeout,
+                                       env={"BOTKIT_STORE": f"{store_url}{joiner}partition={n}"})
+                         for n in range(workers)]
+
+    @property
+    def running(self) -> bool:
+        return all(child.running for child in self.children)
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        await asyncio.gather(*(child.stop(timeout) for child in self.children))
 
 
 def die_with_parent() -> None:

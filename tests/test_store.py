@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from botkit.store.base import Job, QueueStats, Store, StoreUnavailable
+from botkit.store.base import AnotherWorker, Job, QueueStats, Store, StoreUnavailable
 from botkit.store.memory import MemoryStore
 from botkit.store.sqlite import SQLiteStore
 from botkit.testing.redis_server import RedisServer, free_port, skip_unless_redis_server
@@ -649,3 +649,35 @@ async def test_sqlite_file_from_before_the_lanes_table_gets_its_heads(make_store
     assert keys(await second.claim(10)) == {"a1", "b1"}
     table, derived = lane_heads(tmp_path / "store.db")
     assert table == derived and len(table) == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_partitions_split_the_lanes_and_their_recovery(make_store: MakeStore, clock: FakeClock,
+                                                                    tmp_path: Path) -> None:
+    from botkit.store.sqlite import SQLiteStore, partition_of
+
+    receiver = SQLiteStore(str(tmp_path / "store.db"), workers=2, clock=clock)
+    await receiver.open()
+    lanes = [f"1:{n}" for n in range(20)]
+    for lane in lanes:
+        assert await put(receiver, f"k-{lane}", lane)
+    parts = [SQLiteStore(str(tmp_path / "store.db"), workers=2, partition=p, clock=clock) for p in (0, 1)]
+    for part in parts:
+        await part.open()
+        assert await part.recover() == 0
+    claimed = [await part.claim(100) for part in parts]
+    for p, jobs in enumerate(claimed):
+        assert jobs and {partition_of(job.lane, 2) for job in jobs} == {p}
+    assert sorted(job.lane for jobs in claimed for job in jobs) == sorted(lanes)
+    with pytest.raises(AnotherWorker):  # one worker per partition...
+        await SQLiteStore(str(tmp_path / "store.db"), workers=2, partition=0).recover()
+    with pytest.raises(AnotherWorker):  # ...and no lone worker beside them
+        await SQLiteStore(str(tmp_path / "store.db")).recover()
+    await parts[0].close()  # partition 0's worker dies with its claims; partition 1's goes on
+    again = SQLiteStore(str(tmp_path / "store.db"), workers=2, partition=0, clock=clock)
+    await again.open()
+    await again.recover()
+    assert {job.lane for job in await again.claim(100)} == {job.lane for job in claimed[0]}
+    assert await parts[1].claim(100) == []  # its own claims were left alone
+    for store in (again, parts[1], receiver):
+        await store.close()

@@ -11,7 +11,8 @@ __all__ = ["DeadLetter", "Job", "QueueStats", "Store", "StoreUnavailable", "stor
 
 
 def store_from_url(url: str, *, dedupe_ttl: float = 24 * 3600) -> Store:
-    """`sqlite:///./botkit.db`, `sqlite:////abs/path.db?synchronous=full`, `memory://` or `redis://host:port/db`."""
+    """`sqlite:///./botkit.db`, `sqlite:////abs/path.db?synchronous=full&workers=2`, `memory://` or
+    `redis://host:port/db`."""
     parts = urlsplit(url)
     if parts.scheme == "memory":
         from botkit.store.memory import MemoryStore
@@ -23,10 +24,17 @@ def store_from_url(url: str, *, dedupe_ttl: float = 24 * 3600) -> Store:
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
             raise ConfigError("BOTKIT_STORE must name a file, e.g. sqlite:///./botkit.db.")
-        synchronous = parse_qs(parts.query).get("synchronous", ["normal"])[0]
+        query = parse_qs(parts.query)
+        synchronous = query.get("synchronous", ["normal"])[0]
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ConfigError("BOTKIT_STORE's synchronous= must be normal, full or extra.")
-        return SQLiteStore(path, dedupe_ttl=dedupe_ttl, synchronous=synchronous)
+        workers, partition = query.get("workers", ["1"])[0], query.get("partition", [None])[0]
+        if not workers.isdigit() or not 1 <= int(workers) <= 64:
+            raise ConfigError("BOTKIT_STORE's workers= must be a number of worker processes from 1 to 64.")
+        if partition is not None and not (partition.isdigit() and int(partition) < int(workers)):
+            raise ConfigError("BOTKIT_STORE's partition= must be below its workers= (botkit serve sets it).")
+        return SQLiteStore(path, dedupe_ttl=dedupe_ttl, synchronous=synchronous, workers=int(workers),
+                           partition=None if partition is None else int(partition))
     if parts.scheme in ("redis", "rediss", "unix"):
         try:
             from botkit.store.redis import RedisStore

@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,9 +88,18 @@ CRASHED = "the worker stopped while handling it (killed or crashed)"
 _JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at"
 
 
-# The oldest claimable lane heads, up to a limit: (now, limit).
+# The oldest claimable lane heads, up to a limit: (now, limit); and of one partition: (now, workers, partition,
+# limit). The lanes index holds the lane too (the table's key), so the partition is tested on the index.
 CLAIM = (f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT head FROM lanes "  # noqa: S608
          "WHERE claimed = 0 AND ready <= ? ORDER BY head LIMIT ?) ORDER BY seq")
+CLAIM_PARTITION = (f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT head FROM lanes "  # noqa: S608
+                   "WHERE claimed = 0 AND ready <= ? AND botkit_partition(lane, ?) = ? ORDER BY head LIMIT ?) "
+                   "ORDER BY seq")
+
+
+def partition_of(lane: str, workers: int) -> int:
+    """Which of `workers` worker processes serves this lane (stable across processes and restarts)."""
+    return zlib.crc32(lane.encode()) % workers
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -100,10 +110,13 @@ def _job(row: tuple[Any, ...]) -> Job:
 class SQLiteStore(Store):
     def __init__(
         self, path: str, *, dedupe_ttl: float = 24 * 3600, synchronous: str = "NORMAL",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, workers: int = 1, partition: int | None = None,
     ) -> None:
         self.url = f"sqlite:///{path}"
         self._path = path
+        # `workers` processes share the file's lanes by partition_of(lane); a worker's store has its `partition`
+        self.workers = workers
+        self._partition = partition if workers > 1 else None
         self._ttl = dedupe_ttl
         self._synchronous = synchronous.upper()
         self._clock = clock
@@ -119,11 +132,11 @@ class SQLiteStore(Store):
         self._states: OrderedDict[str, str] = OrderedDict()  # lane -> JSON state, most recent last
         # Linux abstract socket names need no file and vanish with the process; one name per database file.
         digest = hashlib.sha1(os.path.realpath(path).encode(), usedforsecurity=False).hexdigest()[:24]
-        self._wake_address = f"\0botkit-wake-{digest}"
+        self._wake_base = f"\0botkit-wake-{digest}"
         self._notifier = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notifier.setblocking(False)
         self._listener: socket.socket | None = None
-        self._worker_lock: int | None = None
+        self._worker_locks: list[int] = []
 
     # the writer thread --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -140,14 +153,17 @@ class SQLiteStore(Store):
         """The worker is starting: claims a previous run left were never finished, so hand them out again,
         each with an attempt counted. Returns how many had been tried before (see Store.recover).
 
-        Only one worker may run on a file (its claims live in its own process): a lock file says so, and a
-        second worker stops with one sentence. The worker then listens for the receivers' wake-ups.
+        Only one worker may run on a file, or on a partition of its lanes (claims live in their process): lock
+        files say so, and a second one stops with one sentence. The worker then listens for wake-ups.
         """
-        self._worker_lock = _lock_file(f"{self._path}.worker.lock")
+        self._worker_locks = _lock_files(self._path, self._partition, self.workers)
+        only_mine = ("" if self._partition is None
+                     else f" AND botkit_partition(lane, {self.workers}) = {self._partition}")
 
         def op(db: sqlite3.Connection) -> int:
-            suspects = db.execute("SELECT COUNT(*) FROM queue WHERE claimed = 1 AND attempts >= 1").fetchone()[0]
-            db.execute("UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE claimed = 1",
+            suspects = db.execute(f"SELECT COUNT(*) FROM queue WHERE claimed = 1 AND attempts >= 1{only_mine}"  # noqa: S608
+                                  ).fetchone()[0]
+            db.execute(f"UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE claimed = 1{only_mine}",  # noqa: S608
                        (CRASHED,))
             return suspects
 
@@ -160,7 +176,7 @@ class SQLiteStore(Store):
         work" with a datagram on a per-file abstract Unix socket; without one, the worker still polls."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            listener.bind(self._wake_address)
+            listener.bind(self._wake_address(self._partition))
         except OSError:
             listener.close()
             return
@@ -176,19 +192,28 @@ class SQLiteStore(Store):
                 pass
         self._wakeup.set()
 
-    def _notify(self) -> None:
+    def _wake_address(self, partition: int | None) -> str:
+        return self._wake_base if partition is None else f"{self._wake_base}-{partition}"
+
+    def _notify(self, lane: str | None = None) -> None:
+        """Wake the worker that serves `lane` (every worker when the lane is not known)."""
         self._wakeup.set()
-        with contextlib.suppress(OSError):  # no worker listening, or its buffer is full: it polls anyway
-            self._notifier.sendto(b"w", self._wake_address)
+        if self.workers == 1:
+            partitions: Sequence[int | None] = [None]
+        else:
+            partitions = range(self.workers) if lane is None else [partition_of(lane, self.workers)]
+        for partition in partitions:
+            with contextlib.suppress(OSError):  # no worker listening, or its buffer is full: it polls anyway
+                self._notifier.sendto(b"w", self._wake_address(partition))
 
     async def close(self) -> None:
         if self._listener is not None and self._loop is not None:
             self._loop.remove_reader(self._listener.fileno())
             self._listener.close()
             self._listener = None
-        if self._worker_lock is not None:
-            os.close(self._worker_lock)
-            self._worker_lock = None
+        for lock in self._worker_locks:
+            os.close(lock)
+        self._worker_locks = []
         self._notifier.close()
         if self._thread is not None:
             self._ops.put(None)
@@ -203,6 +228,7 @@ class SQLiteStore(Store):
             db.execute(f"PRAGMA synchronous={self._synchronous}")
             # `botkit deadletters` may write the same file while the server runs: wait for its lock, don't fail
             db.execute("PRAGMA busy_timeout=5000")
+            db.create_function("botkit_partition", 2, partition_of, deterministic=True)
             db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             error = StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}")
@@ -265,14 +291,17 @@ class SQLiteStore(Store):
             self._next_purge = now + _PURGE_EVERY
         accepted = await self._call(_Enqueue(tuple(keys), lane, event, body, delivery_id, now, now + self._ttl, purge))
         if accepted:
-            self._notify()
+            self._notify(lane)
         return accepted
 
     async def claim(self, limit: int) -> list[Job]:
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> list[Job]:
-            rows = db.execute(CLAIM, (now, limit)).fetchall()
+            if self._partition is None:
+                rows = db.execute(CLAIM, (now, limit)).fetchall()
+            else:
+                rows = db.execute(CLAIM_PARTITION, (now, self.workers, self._partition, limit)).fetchall()
             db.executemany("UPDATE queue SET claimed = 1 WHERE seq = ?", [(r[0],) for r in rows])
             return [_job(r) for r in rows]
 
@@ -473,16 +502,24 @@ def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
     return accepted
 
 
-def _lock_file(path: str) -> int:
-    """Hold an exclusive lock on `path` for this process's lifetime (the kernel drops it when the process dies)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise AnotherWorker(f"another botkit worker already runs on {path.removesuffix('.worker.lock')}; "
-                            "one worker per SQLite file (use a redis:// store for more)") from None
-    return fd
+def _lock_files(db: str, partition: int | None, workers: int) -> list[int]:
+    """Hold this worker's locks for the process's lifetime (the kernel drops them when it dies): the file's
+    worker lock, exclusive for a lone worker and shared among partitions, and a partition's own."""
+    wanted = [(f"{db}.worker.lock", fcntl.LOCK_EX if partition is None else fcntl.LOCK_SH)]
+    if partition is not None:
+        wanted.append((f"{db}.worker-{partition}-of-{workers}.lock", fcntl.LOCK_EX))
+    held: list[int] = []
+    for path, mode in wanted:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        held.append(fd)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except OSError:
+            for taken in held:
+                os.close(taken)
+            raise AnotherWorker(f"another botkit worker already runs on {db}; one worker per SQLite file, or one "
+                                "per partition of ?workers=N (use a redis:// store for more)") from None
+    return held
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
