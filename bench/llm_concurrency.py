@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/llm_concurrency.py [--conversations 500] [--model-seconds 1.0] [--connections 50]
 
-`botkit serve` runs bots.openai_assistant:bot in its own process (uvloop, SQLite store), as in production;
+`botkit serve` runs bots.openai_assistant:bot in its own process (uvloop, SQLite store with two worker
+processes, `?workers=2`: how an LLM bot on a machine with 2+ cores should run; `--workers 1` for one);
 this process runs a FakeChatwoot, a FakeOpenAI that answers after `--model-seconds`, and the sender.
 Prints:
 - the time from the first delivery until every conversation got its reply (expect ~1-2 s, not N x 1 s);
@@ -194,6 +195,7 @@ if __name__ == "__main__":
     parser.add_argument("--conversations", type=int, default=500)
     parser.add_argument("--model-seconds", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (the store's ?workers=N)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker processes (the store's ?workers=N; 2, as an LLM bot on 2+ cores should run)")
     args = parser.parse_args()
     uvloop.run(main(args.conversations, args.model_seconds, args.connections, args.workers))
