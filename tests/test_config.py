@@ -121,3 +121,24 @@ def test_example_env_documents_every_setting_with_a_comment():
     for name, number in documented.items():  # each setting, or the group it belongs to, has a comment above it
         above = lines[max(0, number - 3):number]
         assert any(line.startswith("# ") and "=" not in line.split()[1] for line in above), name
+
+
+@pytest.mark.parametrize(("url", "sentence"), [
+    ("sqlite:///./botkit.db?workers=0", "BOTKIT_STORE's workers= must be a number of worker processes from 1 to 64."),
+    ("sqlite:///./botkit.db?workers=two", "BOTKIT_STORE's workers= must be a number of worker processes from 1 to 64."),
+    ("sqlite:///./botkit.db?workers=2&partition=2", "BOTKIT_STORE's partition= must be below its workers="),
+])
+def test_a_bad_worker_count_in_the_store_url_is_one_sentence(url, sentence):
+    from botkit.store import store_from_url
+
+    with pytest.raises(ConfigError) as caught:
+        store_from_url(url)
+    assert str(caught.value).startswith(sentence)
+
+
+def test_the_store_url_gives_the_worker_processes_and_partition():
+    from botkit.store import store_from_url
+
+    store = store_from_url("sqlite:///./botkit.db?synchronous=full&workers=3&partition=1")
+    assert (store.workers, store._partition, store._synchronous) == (3, 1, "FULL")
+    assert store_from_url("sqlite:///./botkit.db").workers == 1
