@@ -208,12 +208,8 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    options: dict[str, Any] = {
-        "factory": True, "loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": False,
-        "log_level": settings.botkit_log_level.lower(),
-        "timeout_graceful_shutdown": int(settings.botkit_shutdown_timeout),
-        "ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile,
-    }
+    options = {**uvicorn_options(settings), "factory": True, "ssl_certfile": args.ssl_certfile,
+               "ssl_keyfile": args.ssl_keyfile}
     listening = inherited_socket()
     if listening is None:
         uvicorn.run("botkit.serve:app_from_env", host=settings.botkit_host, port=settings.botkit_port,
@@ -224,6 +220,13 @@ def serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.Server(uvicorn.Config("botkit.serve:app_from_env", **options)).run(sockets=[listening])
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How botkit runs uvicorn, for `serve` and for `worker --metrics-port`."""
+    return {"loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": False,
+            "log_level": settings.botkit_log_level.lower(),
+            "timeout_graceful_shutdown": int(settings.botkit_shutdown_timeout)}
 
 
 def inherited_socket() -> socket.socket | None:
@@ -291,9 +294,7 @@ def work(args: argparse.Namespace) -> int:
     probes = Starlette(routes=[r for r in app.routes if getattr(r, "path", "") in ("/healthz", "/readyz", "/metrics")],
                        lifespan=lifespan)
     probes.state = app.state
-    uvicorn.run(probes, host=args.metrics_host, port=args.metrics_port, loop="uvloop", http="httptools",
-                lifespan="on", access_log=False, log_level=settings.botkit_log_level.lower(),
-                timeout_graceful_shutdown=int(settings.botkit_shutdown_timeout))
+    uvicorn.run(probes, host=args.metrics_host, port=args.metrics_port, **uvicorn_options(settings))
     return 0
 
 

@@ -88,13 +88,10 @@ CRASHED = "the worker stopped while handling it (killed or crashed)"
 _JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at"
 
 
-# The oldest claimable lane heads, up to a limit: (now, limit); and of one partition: (now, workers, partition,
-# limit). The lanes index holds the lane too (the table's key), so the partition is tested on the index.
+# The oldest claimable lane heads, up to a limit: (now, limit). {only_mine} narrows it to one partition's lanes;
+# the lanes index holds the lane too (the table's key), so the partition is tested on the index.
 CLAIM = (f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT head FROM lanes "  # noqa: S608
-         "WHERE claimed = 0 AND ready <= ? ORDER BY head LIMIT ?) ORDER BY seq")
-CLAIM_PARTITION = (f"SELECT {_JOB_COLUMNS} FROM queue WHERE seq IN (SELECT head FROM lanes "  # noqa: S608
-                   "WHERE claimed = 0 AND ready <= ? AND botkit_partition(lane, ?) = ? ORDER BY head LIMIT ?) "
-                   "ORDER BY seq")
+         "WHERE claimed = 0 AND ready <= ?{only_mine} ORDER BY head LIMIT ?) ORDER BY seq")
 
 
 def partition_of(lane: str, workers: int) -> int:
@@ -117,6 +114,10 @@ class SQLiteStore(Store):
         # `workers` processes share the file's lanes by partition_of(lane); a worker's store has its `partition`
         self.workers = workers
         self._partition = partition if workers > 1 else None
+        # the SQL that keeps a partition's claims and recovery to its own lanes (two integers of ours)
+        self._only_mine = ("" if self._partition is None
+                           else f" AND botkit_partition(lane, {workers:d}) = {self._partition:d}")
+        self._claim = CLAIM.format(only_mine=self._only_mine)
         self._ttl = dedupe_ttl
         self._synchronous = synchronous.upper()
         self._clock = clock
@@ -157,13 +158,11 @@ class SQLiteStore(Store):
         files say so, and a second one stops with one sentence. The worker then listens for wake-ups.
         """
         self._worker_locks = _lock_files(self._path, self._partition, self.workers)
-        only_mine = ("" if self._partition is None
-                     else f" AND botkit_partition(lane, {self.workers}) = {self._partition}")
+        mine = f"claimed = 1{self._only_mine}"
 
         def op(db: sqlite3.Connection) -> int:
-            suspects = db.execute(f"SELECT COUNT(*) FROM queue WHERE claimed = 1 AND attempts >= 1{only_mine}"  # noqa: S608
-                                  ).fetchone()[0]
-            db.execute(f"UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE claimed = 1{only_mine}",  # noqa: S608
+            suspects = db.execute(f"SELECT COUNT(*) FROM queue WHERE attempts >= 1 AND {mine}").fetchone()[0]  # noqa: S608
+            db.execute(f"UPDATE queue SET claimed = 0, attempts = attempts + 1, error = ? WHERE {mine}",  # noqa: S608
                        (CRASHED,))
             return suspects
 
@@ -298,10 +297,7 @@ class SQLiteStore(Store):
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> list[Job]:
-            if self._partition is None:
-                rows = db.execute(CLAIM, (now, limit)).fetchall()
-            else:
-                rows = db.execute(CLAIM_PARTITION, (now, self.workers, self._partition, limit)).fetchall()
+            rows = db.execute(self._claim, (now, limit)).fetchall()
             db.executemany("UPDATE queue SET claimed = 1 WHERE seq = ?", [(r[0],) for r in rows])
             return [_job(r) for r in rows]
 
