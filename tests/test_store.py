@@ -681,3 +681,60 @@ async def test_sqlite_partitions_split_the_lanes_and_their_recovery(make_store: 
     assert await parts[1].claim(100) == []  # its own claims were left alone
     for store in (again, parts[1], receiver):
         await store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_waits_out_another_process_lock_without_blocking_the_loop(make_store: MakeStore,
+                                                                             tmp_path: Path) -> None:
+    store = await make_store()
+    with contextlib.closing(sqlite3.connect(tmp_path / "store.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock (`botkit deadletters`, a worker)
+        enqueue = asyncio.create_task(put(store, "a1"))
+        ticks = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:  # the loop keeps turning while the enqueue waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not enqueue.done()
+        assert ticks >= 15
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(enqueue, 5) is True
+    assert keys(await store.claim(10)) == {"a1"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_fails_its_operations_when_the_lock_is_held_too_long(
+        make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import botkit.store.sqlite
+
+    monkeypatch.setattr(botkit.store.sqlite, "_LOCKED_FOR", 0.2)
+    store = await make_store()
+    with contextlib.closing(sqlite3.connect(tmp_path / "store.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="held the write lock"):
+            await asyncio.wait_for(put(store, "a1"), 5)
+        other.execute("ROLLBACK")
+    assert await put(store, "a1") is True  # the store goes on once the lock is free
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_operations_of_one_turn_share_a_commit_and_a_bad_one_fails_alone(
+        make_store: MakeStore, tmp_path: Path) -> None:
+    store = await make_store()
+    assert isinstance(store, SQLiteStore)
+    commits = 0
+    original = store._flush
+
+    def counting_flush() -> None:
+        nonlocal commits
+        commits += 1
+        original()
+
+    store._flush = counting_flush  # type: ignore[method-assign]
+    bad = store._call(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
+    results = await asyncio.gather(put(store, "a1", "A"), bad, put(store, "b1", "B"), put(store, "a1", "A"),
+                                   return_exceptions=True)
+    assert results[0] is True and results[2] is True and results[3] is False  # the duplicate in the same batch
+    assert isinstance(results[1], StoreUnavailable)
+    assert commits == 1
+    assert keys(await store.claim(10)) == {"a1", "b1"}

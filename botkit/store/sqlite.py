@@ -1,10 +1,14 @@
-"""The embedded default: one SQLite file in WAL mode, written by one thread with group commit.
+"""The embedded default: one SQLite file in WAL mode, with group commit on the event loop.
 
-Every operation is a small function run on the store's own thread, inside a transaction. The thread takes
-all operations waiting at that moment, runs them in ONE transaction and commits once, then resolves their
-futures: fifty concurrent acks cost one commit, and no caller hears "done" before its write is on disk.
-Nothing blocks the event loop. A committed event survives `kill -9` (WAL, synchronous=NORMAL); add
-`?synchronous=full` to the URL to survive power loss too, at the cost of an fsync per commit.
+Every operation is a small function run inside a transaction. The operations asked for during one turn of
+the event loop run in ONE transaction, committed once, before any of their futures resolve: fifty
+concurrent acks cost one commit, and no caller hears "done" before its write is on disk. They run on the
+loop's own thread: a writer thread cost ~100 µs more per ack, its every SQLite step handing the GIL back and
+forth with the loop (bench/ack.py). A transaction blocks the loop for its duration (~50 µs an event), as the
+thread's GIL did. When another process holds the file's write lock, the loop does not wait on it: the batch
+is tried again a moment later while the loop goes on serving. A committed event survives `kill -9` (WAL,
+synchronous=NORMAL); add `?synchronous=full` to the URL to survive power loss too, at the cost of an fsync
+per commit.
 
 One process owns the file at a time: claims live in this process, so the worker's `recover` at start takes
 back whatever claims a killed predecessor left, and those events run again (they were in flight, never
@@ -19,10 +23,8 @@ import fcntl
 import hashlib
 import json
 import os
-import queue
 import socket
 import sqlite3
-import threading
 import time
 import zlib
 from collections import OrderedDict
@@ -42,6 +44,7 @@ from botkit.store.base import (
 
 T = TypeVar("T")
 _BATCH = 256  # operations per transaction at most
+_LOCKED_FOR = 5.0  # seconds another process may hold the write lock before operations fail
 _PURGE_EVERY = 60.0  # seconds between sweeps of expired dedupe keys
 _STATES_CACHED = 10_000  # conversations whose state is kept in memory
 
@@ -121,10 +124,13 @@ class SQLiteStore(Store):
         self._ttl = dedupe_ttl
         self._synchronous = synchronous.upper()
         self._clock = clock
-        self._ops: queue.SimpleQueue[tuple[Any, asyncio.Future[Any]] | None]
-        self._ops = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._db: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []  # operations for the next transaction
+        self._flush_at: asyncio.Handle | None = None  # the scheduled transaction, if any
+        self._locked_since: float | None = None  # when a batch first found the write lock taken
+        self._locked_tries = 0
+        self._to_wake: set[int | None] = set()  # partitions whose worker hears of new work this turn
         self._wakeup = asyncio.Event()
         self._next_purge = 0.0
         # This process is the file's only writer, so the journal (small: unfinished events only) lives in
@@ -139,14 +145,21 @@ class SQLiteStore(Store):
         self._listener: socket.socket | None = None
         self._worker_locks: list[int] = []
 
-    # the writer thread --------------------------------------------------------------------------------
+    # the transactions ---------------------------------------------------------------------------------
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="botkit-sqlite", daemon=True)
-        self._thread.start()
-        await ready
-        rows = await self._call(lambda db: db.execute("SELECT key, step, result FROM journal").fetchall())
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA busy_timeout=5000")  # the schema, once, may wait for another process's lock
+            db.create_function("botkit_partition", 2, partition_of, deterministic=True)
+            db.executescript(SCHEMA)
+            db.execute("PRAGMA busy_timeout=0")  # from here on a taken lock is retried without blocking (_flush)
+            rows = db.execute("SELECT key, step, result FROM journal").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}") from None
+        self._db = db
         for key, step, result in rows:
             self._journal.setdefault(key, {})[step] = result
 
@@ -195,15 +208,22 @@ class SQLiteStore(Store):
         return self._wake_base if partition is None else f"{self._wake_base}-{partition}"
 
     def _notify(self, lane: str | None = None) -> None:
-        """Wake the worker that serves `lane` (every worker when the lane is not known)."""
+        """Wake the worker that serves `lane` (every worker when the lane is not known), once per turn of
+        the loop however many events arrived in it."""
         self._wakeup.set()
         if self.workers == 1:
             partitions: Sequence[int | None] = [None]
         else:
             partitions = range(self.workers) if lane is None else [partition_of(lane, self.workers)]
-        for partition in partitions:
+        if not self._to_wake and self._loop is not None:
+            self._loop.call_soon(self._send_wakeups)
+        self._to_wake.update(partitions)
+
+    def _send_wakeups(self) -> None:
+        for partition in self._to_wake:
             with contextlib.suppress(OSError):  # no worker listening, or its buffer is full: it polls anyway
                 self._notifier.sendto(b"w", self._wake_address(partition))
+        self._to_wake.clear()
 
     async def close(self) -> None:
         if self._listener is not None and self._loop is not None:
@@ -214,68 +234,74 @@ class SQLiteStore(Store):
             os.close(lock)
         self._worker_locks = []
         self._notifier.close()
-        if self._thread is not None:
-            self._ops.put(None)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        if self._db is not None:
+            self._db.execute("PRAGMA busy_timeout=5000")  # the last operations may wait for the lock now
+            while self._pending:
+                self._cancel_flush()
+                self._flush()
+            self._cancel_flush()
+            self._db.close()
+            self._db = None
 
-    def _run(self, ready: asyncio.Future[None]) -> None:
-        assert self._loop is not None
-        try:
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            # `botkit deadletters` may write the same file while the server runs: wait for its lock, don't fail
-            db.execute("PRAGMA busy_timeout=5000")
-            db.create_function("botkit_partition", 2, partition_of, deterministic=True)
-            db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            error = StoreUnavailable(f"cannot open the SQLite store at {self._path}: {exc}")
-            self._loop.call_soon_threadsafe(ready.set_exception, error)
-            return
-        self._loop.call_soon_threadsafe(ready.set_result, None)
-        try:
-            while (first := self._ops.get()) is not None:
-                batch = [first]
-                while len(batch) < _BATCH:
-                    try:
-                        op = self._ops.get_nowait()
-                    except queue.Empty:
-                        break
-                    if op is None:
-                        self._ops.put(None)  # finish this batch, then stop
-                        break
-                    batch.append(op)
-                self._commit(db, batch)
-        finally:
-            db.close()
-
-    def _commit(self, db: sqlite3.Connection, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
-        """Run a batch in one transaction. If an operation fails, the batch is undone and each operation
-        is run again in its own transaction, so one bad operation fails alone."""
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            values = _run_batch(db, [op for op, _ in batch])
-            db.execute("COMMIT")
-            results = [(future, True, value) for (_, future), value in zip(batch, values, strict=True)]
-        except Exception as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if len(batch) > 1:
-                for item in batch:
-                    self._commit(db, [item])
-                return
-            error = exc if not isinstance(exc, sqlite3.Error) else StoreUnavailable(f"the SQLite store failed: {exc}")
-            results = [(batch[0][1], False, error)]
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_resolve_all, results)
+    def _cancel_flush(self) -> None:
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T] | _Enqueue | _Done) -> T:
-        if self._thread is None or self._loop is None:
+        if self._db is None or self._loop is None:
             raise StoreUnavailable("the SQLite store is not open")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._ops.put((fn, future))
+        self._pending.append((fn, future))
+        if self._flush_at is None:  # the first operation of this turn: the rest join its transaction
+            self._flush_at = self._loop.call_soon(self._flush)
         return await future
+
+    def _flush(self) -> None:
+        """Run the pending operations in one transaction (at most _BATCH; the rest in the next turn)."""
+        assert self._db is not None and self._loop is not None
+        self._flush_at = None
+        batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                _resolve_all([(f, False, StoreUnavailable(f"the SQLite store failed: {exc}")) for _, f in batch])
+            elif self._still_waiting_for_lock():
+                self._pending[:0] = batch
+            else:
+                error = StoreUnavailable(f"another process has held the write lock on {self._path} for "
+                                         f"{_LOCKED_FOR:.0f} s")
+                _resolve_all([(f, False, error) for _, f in batch])
+            if self._pending and self._flush_at is None:
+                self._flush_at = self._loop.call_soon(self._flush)
+            return
+        self._locked_since, self._locked_tries = None, 0
+        results = _run_isolated(self._db, batch)
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            results = [(f, False, StoreUnavailable(f"the SQLite store failed: {exc}")) for _, f in batch]
+        _resolve_all(results)
+        if self._pending and self._flush_at is None:
+            self._flush_at = self._loop.call_soon(self._flush)
+
+    def _still_waiting_for_lock(self) -> bool:
+        """Another process holds the write lock (a worker's claim, `botkit deadletters`). Schedule the
+        next try, sooner at first since such transactions are short, and say whether to keep waiting."""
+        assert self._loop is not None
+        now = time.monotonic()
+        if self._locked_since is None:
+            self._locked_since = now
+        if now - self._locked_since > _LOCKED_FOR:
+            self._locked_since, self._locked_tries = None, 0
+            return False
+        self._locked_tries += 1
+        delay = 0.0 if self._locked_tries < 3 else min(0.005, 0.001 * 2 ** (self._locked_tries - 3))
+        self._flush_at = self._loop.call_later(delay, self._flush)
+        return True
 
     # the interface ------------------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -440,6 +466,24 @@ class _Enqueue:
 class _Done:
     seq: int
     key: str
+
+
+def _run_isolated(db: sqlite3.Connection, batch: list[tuple[Any, asyncio.Future[Any]]],
+                  ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+    """Run a batch inside the open transaction. If an operation fails, the batch is undone to its savepoint
+    and each operation is run again under a savepoint of its own, so one bad operation fails alone."""
+    db.execute("SAVEPOINT batch")
+    try:
+        values = _run_batch(db, [op for op, _ in batch])
+    except Exception as exc:
+        db.execute("ROLLBACK TO batch")
+        db.execute("RELEASE batch")
+        if len(batch) > 1:
+            return [result for item in batch for result in _run_isolated(db, [item])]
+        error = exc if not isinstance(exc, sqlite3.Error) else StoreUnavailable(f"the SQLite store failed: {exc}")
+        return [(batch[0][1], False, error)]
+    db.execute("RELEASE batch")
+    return [(future, True, value) for (_, future), value in zip(batch, values, strict=True)]
 
 
 def _run_batch(db: sqlite3.Connection, ops: list[Any]) -> list[Any]:
