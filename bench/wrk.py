@@ -59,6 +59,14 @@ def run(port: int, feed: Path, *, connections: int = 50, seconds: float = 5.0, t
     return parse(out)
 
 
+def burst(port: int, feed: Path, *, connections: int = 50) -> subprocess.Popen:
+    """Start wrk sending each request of the feed once (a burst); the caller decides when it is over and
+    terminates it (wrk itself runs out its duration, an hour, with nothing more to send)."""
+    command = ["wrk", "-t1", f"-c{connections}", "-d3600s", "-s", str(SCRIPT), f"http://127.0.0.1:{port}/webhook"]
+    env = {**os.environ, "WRK_FEED": str(feed), "WRK_THREADS": "1", "WRK_ONCE": "1"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def parse(out: str) -> Result:
     done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)
     if done is None:
