@@ -295,6 +295,15 @@ async def test_retrying_stops_at_the_deadline(fake):
     assert len(fake.requests_to("POST", CONV + "/toggle_status")) > 1
 
 
+async def test_the_deadline_counts_from_the_first_attempt(fake):
+    """The first attempt runs outside tenacity (the fast path); its time still counts toward the deadline."""
+    fake.delay_next("POST", CONV + "/toggle_status", seconds=1.0)
+    async with client_for(fake, deadline=0.42, timeout=0.45) as client:
+        with pytest.raises(ChatwootUnreachable):  # 0.45 s spent: no retry fits in 0.42 s
+            await client.toggle_status(1, 128, "open")
+    assert len(fake.requests_to("POST", CONV + "/toggle_status")) == 1
+
+
 async def test_a_retry_after_past_the_deadline_stops_at_once(fake):
     fake.fail_next("POST", CONV + "/messages", status=429, body="Retry later", headers={"Retry-After": "60"})
     async with client_for(fake, deadline=1.0) as client:
