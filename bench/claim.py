@@ -4,8 +4,8 @@ the query it replaced (the whole queue grouped by lane), on the same file, in th
     .venv/bin/python bench/claim.py [--backlogs 300,3000,30000]
 
 Each backlog is that many 3.2 KB events, one per conversation, with the 256 oldest in flight (as under a
-burst with BOTKIT_CONCURRENCY=256). A claim runs on the store's one writer thread, so while it runs no ack
-can commit: its time is added to the acks waiting behind it.
+burst with BOTKIT_CONCURRENCY=256). A claim is a write transaction that holds the file's write lock, so
+while it runs no ack can commit: its time is added to the acks waiting behind it.
 """
 
 from __future__ import annotations
