@@ -544,3 +544,28 @@ async def test_every_rich_message_passes_the_fakes_validator(fake):
             await client.send_rich(1, 128, message)
     assert [m["content_type"] for m in fake.messages(128)] == [
         "input_select", "cards", "form", "article", "input_email"]
+
+
+@pytest.mark.parametrize("base", ["https://chat.example.com", "https://chat.example.com/chatwoot/"])
+async def test_request_urls_are_what_httpx_would_merge_and_are_kept_per_path(base, monkeypatch):
+    """The client keeps each path's absolute URL (httpx parses URL strings slowly); the URL, base path
+    included, is what httpx itself builds from base_url + path, on a first call and a repeated one."""
+    import botkit.chatwoot
+
+    monkeypatch.setattr(botkit.chatwoot, "_URLS_KEPT", 2)
+    sent: list[httpx.URL] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url)
+        return httpx.Response(200, json={"id": 1})
+
+    paths = [(1, 2), (1, 2), (1, 3), (7, 8), (1, 2)]  # a repeat, then more paths than are kept
+    async with ChatwootClient(base, "t0ken", transport=httpx.MockTransport(answer)) as client, \
+            httpx.AsyncClient(base_url=base.rstrip("/")) as reference:
+        for account, conversation in paths:
+            await client.send_message(account, conversation, "hi")
+        assert len(client._urls) <= 2
+        expected = [reference.build_request("POST", f"/api/v1/accounts/{a}/conversations/{c}/messages").url
+                    for a, c in paths]
+    assert sent == expected
+    assert all(str(url).startswith(base.rstrip("/") + "/api/v1/") for url in sent)
