@@ -738,3 +738,36 @@ async def test_sqlite_operations_of_one_turn_share_a_commit_and_a_bad_one_fails_
     assert isinstance(results[1], StoreUnavailable)
     assert commits == 1
     assert keys(await store.claim(10)) == {"a1", "b1"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_stats_cost_does_not_grow_with_the_backlog(make_store: MakeStore) -> None:
+    """/readyz and /metrics read the stats on the loop: they must not walk the queue's rows."""
+    store = await make_store()
+    assert isinstance(store, SQLiteStore) and store._db is not None
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    async def stats_steps() -> int:
+        nonlocal steps
+        assert store._db is not None
+        store._db.set_progress_handler(count, 1)  # one call per SQLite VM instruction
+        steps = 0
+        await store.stats()
+        store._db.set_progress_handler(None, 1)
+        return steps
+
+    for n in range(20):
+        await put(store, f"a{n}", f"1:{n}")
+    small = await stats_steps()
+    for n in range(2000):
+        await put(store, f"b{n}", f"2:{n % 50}")
+    await store.claim(10)
+    large = await stats_steps()
+    assert small > 0 and large < small * 3, (small, large)
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight) == (2010, 10)

@@ -367,10 +367,14 @@ class SQLiteStore(Store):
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> QueueStats:
-            total, in_flight, oldest = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(claimed), 0), MIN(enqueued_at) FROM queue").fetchone()
+            # Index-only, O(1)-ish even under a large backlog (a scan of the queue's rows took ~150 ms at 100k
+            # events, on the loop, at every /metrics scrape): claims are only ever lane heads, so the lanes
+            # table counts them, and the oldest event is the first in the queue.
+            total = db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+            in_flight = db.execute("SELECT COUNT(*) FROM lanes WHERE claimed = 1").fetchone()[0]
+            oldest = db.execute("SELECT enqueued_at FROM queue ORDER BY seq LIMIT 1").fetchone()
             dead = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-            age = 0.0 if oldest is None else max(0.0, now - oldest)
+            age = 0.0 if oldest is None else max(0.0, now - oldest[0])
             return QueueStats(waiting=total - in_flight, in_flight=in_flight, oldest_age=age, dead_letters=dead)
 
         return await self._call(op)
