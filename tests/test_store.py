@@ -771,3 +771,37 @@ async def test_sqlite_stats_cost_does_not_grow_with_the_backlog(make_store: Make
     assert small > 0 and large < small * 3, (small, large)
     stats = await store.stats()
     assert (stats.waiting, stats.in_flight) == (2010, 10)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_sweep_of_expired_keys_reads_the_expiry_index(make_store: MakeStore, clock: FakeClock) -> None:
+    """A day of dedupe keys is millions of rows: the sweep must touch the expired ones only."""
+    store = await make_store(dedupe_ttl=100)
+    assert isinstance(store, SQLiteStore) and store._db is not None
+    for n in range(3):
+        await put(store, f"old{n}")
+    clock.advance(200)  # those three have expired
+    for n in range(1500):
+        await put(store, f"new{n}", f"2:{n % 50}")
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    async def put_counting(key: str, purge: bool) -> int:
+        nonlocal steps
+        assert store._db is not None
+        store._next_purge = 0.0 if purge else float("inf")
+        store._db.set_progress_handler(count, 1)  # one call per SQLite VM instruction
+        steps = 0
+        await put(store, key, "3:1")
+        store._db.set_progress_handler(None, 1)
+        return steps
+
+    plain = await put_counting("p1", purge=False)
+    sweeping = await put_counting("p2", purge=True)
+    assert sweeping < plain + 300, (plain, sweeping)  # not the 3,000 live keys' rows
+    rows = {row[0] for row in store._db.execute("SELECT key FROM dedupe")}
+    assert not rows & {"old0", "old1", "old2"} and {"new0", "p1", "p2"} <= rows

@@ -45,11 +45,13 @@ from botkit.store.base import (
 T = TypeVar("T")
 _BATCH = 256  # operations per transaction at most
 _LOCKED_FOR = 5.0  # seconds another process may hold the write lock before operations fail
-_PURGE_EVERY = 60.0  # seconds between sweeps of expired dedupe keys
+_PURGE_EVERY = 1.0  # seconds between sweeps of expired dedupe keys...
+_PURGE_AT_MOST = 1000  # ...each bounded, through the expiry index, so no sweep holds the loop for long
 _STATES_CACHED = 10_000  # conversations whose state is kept in memory
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires);
 CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL, lane TEXT NOT NULL, event TEXT NOT NULL, body BLOB NOT NULL, delivery_id TEXT,
@@ -519,8 +521,9 @@ def _enqueues_and_dones(db: sqlite3.Connection, run: list[Any]) -> list[Any]:
 
 def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
     now = ops[0].now
-    if any(op.purge for op in ops):
-        db.execute("DELETE FROM dedupe WHERE expires <= ?", (now,))
+    if any(op.purge for op in ops):  # a day of keys is millions of rows: never scan them all
+        db.execute("DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE expires <= ? LIMIT ?)",
+                   (now, _PURGE_AT_MOST))
     wanted = [key for op in ops for key in op.keys]
     seen: set[str] = set()
     for start in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
