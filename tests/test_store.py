@@ -805,3 +805,23 @@ async def test_sqlite_sweep_of_expired_keys_reads_the_expiry_index(make_store: M
     assert sweeping < plain + 300, (plain, sweeping)  # not the 3,000 live keys' rows
     rows = {row[0] for row in store._db.execute("SELECT key FROM dedupe")}
     assert not rows & {"old0", "old1", "old2"} and {"new0", "p1", "p2"} <= rows
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_a_failing_transaction_fails_its_callers_and_the_store_goes_on(
+        make_store: MakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import botkit.store.sqlite
+
+    store = await make_store()
+    real = botkit.store.sqlite._run_isolated
+
+    def disk_error(db: sqlite3.Connection, batch: list[Any]) -> list[Any]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(botkit.store.sqlite, "_run_isolated", disk_error)
+    results = await asyncio.wait_for(asyncio.gather(put(store, "a1"), put(store, "b1", "2:1"),
+                                                    return_exceptions=True), 5)  # no caller left waiting
+    assert all(isinstance(r, StoreUnavailable) and "disk I/O error" in str(r) for r in results)
+    monkeypatch.setattr(botkit.store.sqlite, "_run_isolated", real)
+    assert await put(store, "a1") is True  # nothing was kept, and the next transaction works
+    assert keys(await store.claim(10)) == {"a1"}

@@ -266,8 +266,8 @@ class SQLiteStore(Store):
         batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+        except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF != sqlite3.SQLITE_BUSY:
                 _resolve_all([(f, False, StoreUnavailable(f"the SQLite store failed: {exc}")) for _, f in batch])
             elif self._still_waiting_for_lock():
                 self._pending[:0] = batch
@@ -279,12 +279,13 @@ class SQLiteStore(Store):
                 self._flush_at = self._loop.call_soon(self._flush)
             return
         self._locked_since, self._locked_tries = None, 0
-        results = _run_isolated(self._db, batch)
         try:
+            results = _run_isolated(self._db, batch)
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the disk, not an operation (those fail alone in _run_isolated)
+            with contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             results = [(f, False, StoreUnavailable(f"the SQLite store failed: {exc}")) for _, f in batch]
         _resolve_all(results)
         if self._pending and self._flush_at is None:
