@@ -8,7 +8,7 @@ forth with the loop (bench/ack.py). A transaction blocks the loop for its durati
 thread's GIL did. When another process holds the file's write lock, the loop does not wait on it: the batch
 is tried again a moment later while the loop goes on serving. A committed event survives `kill -9` (WAL,
 synchronous=NORMAL); add `?synchronous=full` to the URL to survive power loss too, at the cost of an fsync
-per commit.
+per commit, which holds the loop: deliveries arriving meanwhile wait in the socket and join the next commit.
 
 One process owns the file at a time: claims live in this process, so the worker's `recover` at start takes
 back whatever claims a killed predecessor left, and those events run again (they were in flight, never
