@@ -161,7 +161,7 @@ class Load:
     """One load generator for the whole run: wrk with a feed built before each round, or bench/loadgen.py."""
 
     def __init__(self, generator: str, make, args, tmp: str) -> None:
-        self.use_wrk = generator == "wrk" or (generator == "auto" and wrk.available())
+        self.use_wrk = wrk.chosen(generator)
         self.make, self.args = make, args
         self.feed = Path(tmp, "feed.bin")
 

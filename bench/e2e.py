@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
                         help="wrk if installed (auto), or bench/loadgen.py")
     args = parser.parse_args()
-    use_wrk = args.generator == "wrk" or (args.generator == "auto" and wrk.available())
+    use_wrk = wrk.chosen(args.generator)
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "fake.py").write_text(FAKE)
         Path(tmp, "noop_bot.py").write_text("class B:\n    async def handle(self, e, j):\n        pass\nbot = B()\n")

@@ -19,8 +19,9 @@ SCRIPT = Path(__file__).resolve().parent / "wrk_feed.lua"
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def available() -> bool:
-    return shutil.which("wrk") is not None
+def chosen(generator: str) -> bool:
+    """Whether a benchmark's --generator (auto, wrk or python) means wrk: auto takes it when installed."""
+    return generator == "wrk" or (generator == "auto" and shutil.which("wrk") is not None)
 
 
 @dataclass

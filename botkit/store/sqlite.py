@@ -135,7 +135,7 @@ class SQLiteStore(Store):
         self._to_wake: set[int | None] = set()  # partitions whose worker hears of new work this turn
         self._wakeup = asyncio.Event()
         self._next_purge = 0.0
-        # This process is the file's only writer, so the journal (small: unfinished events only) lives in
+        # This process is its lanes' only writer, so the journal (small: unfinished events only) lives in
         # memory too, and recent conversations' state is cached: reads need not queue behind commits.
         self._journal: dict[str, dict[int, str]] = {}  # event key -> step -> JSON result
         self._states: OrderedDict[str, str] = OrderedDict()  # lane -> JSON state, most recent last
@@ -267,44 +267,40 @@ class SQLiteStore(Store):
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF != sqlite3.SQLITE_BUSY:
-                _resolve_all([(f, False, StoreUnavailable(f"the SQLite store failed: {exc}")) for _, f in batch])
-            elif self._still_waiting_for_lock():
+            locked = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+            delay = self._lock_retry_delay() if locked else None
+            if delay is not None:  # another process holds the write lock: try again, the loop goes on
                 self._pending[:0] = batch
-            else:
-                error = StoreUnavailable(f"another process has held the write lock on {self._path} for "
-                                         f"{_LOCKED_FOR:.0f} s")
-                _resolve_all([(f, False, error) for _, f in batch])
-            if self._pending and self._flush_at is None:
-                self._flush_at = self._loop.call_soon(self._flush)
-            return
-        self._locked_since, self._locked_tries = None, 0
-        try:
-            results = _run_isolated(self._db, batch)
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:  # the disk, not an operation (those fail alone in _run_isolated)
-            with contextlib.suppress(sqlite3.Error):
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-            results = [(f, False, StoreUnavailable(f"the SQLite store failed: {exc}")) for _, f in batch]
+                self._flush_at = self._loop.call_later(delay, self._flush)
+                return
+            reason = (f"another process has held the write lock on {self._path} for {_LOCKED_FOR:.0f} s"
+                      if locked else f"the SQLite store failed: {exc}")
+            results = _failed(batch, StoreUnavailable(reason))
+        else:
+            self._locked_since, self._locked_tries = None, 0
+            try:
+                results = _run_isolated(self._db, batch)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:  # the disk, not an operation (those fail alone in _run_isolated)
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                results = _failed(batch, StoreUnavailable(f"the SQLite store failed: {exc}"))
         _resolve_all(results)
         if self._pending and self._flush_at is None:
             self._flush_at = self._loop.call_soon(self._flush)
 
-    def _still_waiting_for_lock(self) -> bool:
-        """Another process holds the write lock (a worker's claim, `botkit deadletters`). Schedule the
-        next try, sooner at first since such transactions are short, and say whether to keep waiting."""
-        assert self._loop is not None
+    def _lock_retry_delay(self) -> float | None:
+        """How long to wait before trying a locked file again (a worker's claim, `botkit deadletters`): sooner
+        at first, since such transactions are short; None once it has been locked for _LOCKED_FOR."""
         now = time.monotonic()
         if self._locked_since is None:
             self._locked_since = now
         if now - self._locked_since > _LOCKED_FOR:
             self._locked_since, self._locked_tries = None, 0
-            return False
+            return None
         self._locked_tries += 1
-        delay = 0.0 if self._locked_tries < 3 else min(0.005, 0.001 * 2 ** (self._locked_tries - 3))
-        self._flush_at = self._loop.call_later(delay, self._flush)
-        return True
+        return 0.0 if self._locked_tries < 3 else min(0.005, 0.001 * 2 ** (self._locked_tries - 3))
 
     # the interface ------------------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -475,6 +471,10 @@ class _Done:
     key: str
 
 
+def _failed(batch: list[tuple[Any, asyncio.Future[Any]]], error: Exception) -> list[tuple[Any, bool, Any]]:
+    return [(future, False, error) for _, future in batch]
+
+
 def _run_isolated(db: sqlite3.Connection, batch: list[tuple[Any, asyncio.Future[Any]]],
                   ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
     """Run a batch inside the open transaction. If an operation fails, the batch is undone to its savepoint
@@ -488,7 +488,7 @@ def _run_isolated(db: sqlite3.Connection, batch: list[tuple[Any, asyncio.Future[
         if len(batch) > 1:
             return [result for item in batch for result in _run_isolated(db, [item])]
         error = exc if not isinstance(exc, sqlite3.Error) else StoreUnavailable(f"the SQLite store failed: {exc}")
-        return [(batch[0][1], False, error)]
+        return _failed(batch, error)
     db.execute("RELEASE batch")
     return [(future, True, value) for (_, future), value in zip(batch, values, strict=True)]
 
