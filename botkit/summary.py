@@ -1,0 +1,138 @@
+"""The hand-off summary: one private note that tells the agent taking over what they need.
+
+What the contact wants, what the bot already answered or tried, the contact's language, and why the bot
+handed off. A bot token cannot read a conversation's messages from Chatwoot
+(app/controllers/concerns/access_token_auth_helper.rb), so the bot keeps its own short transcript in the
+conversation's state (`remember`): the contact's messages and the bot's replies, the last `KEEP` of them,
+each cut to `CHARS` characters. It goes when the conversation is resolved, with the rest of the state.
+
+Two writers, same inputs:
+
+- `built_summary(...)`: from the transcript and the reason, no network.
+- `ModelSummarizer`: an OpenAI-compatible model writes it from the same transcript (BOTKIT_SUMMARY=model, or
+  `auto` with OPENAI_API_KEY set). A model that fails or times out gives way to the built summary: a
+  hand-off is never held up by its note.
+
+The note is journaled like every action, and the model's text is kept with `ctx.once`, so a retried event
+posts the same summary once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("botkit.summary")
+
+TRANSCRIPT = "transcript"  # the state key: a list of [role, text], role "contact" or "bot"
+KEEP = 20
+CHARS = 500
+SUMMARY_MODES = ("auto", "model", "built", "off")
+HEADER = "Hand-off summary"
+PROMPT = ("You write the private note a support agent reads when a bot hands a conversation over to them. "
+          "In at most five short lines, in English, say: what the contact wants; what the bot already "
+          "answered or tried; anything the agent must not ask again. Do not greet, do not address the contact.")
+
+
+def remember(state: dict[str, Any], role: str, text: str | None) -> None:
+    """Add a line to the conversation's transcript (kept in `state`), trimmed to the last KEEP lines."""
+    if not text or not text.strip():
+        return
+    lines = list(state.get(TRANSCRIPT) or [])
+    lines.append([role, text.strip()[:CHARS]])
+    state[TRANSCRIPT] = lines[-KEEP:]
+
+
+def transcript_of(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """The transcript kept in `state`, oldest first, tolerant of anything malformed in it."""
+    lines = state.get(TRANSCRIPT)
+    if not isinstance(lines, list):
+        return []
+    return [(str(line[0]), str(line[1])) for line in lines if isinstance(line, list | tuple) and len(line) == 2]
+
+
+@dataclass(frozen=True)
+class HandoffFacts:
+    """What a summary is written from."""
+
+    reason: str  # why the bot handed off, in a few words ("the contact asked for a person", ...)
+    transcript: list[tuple[str, str]]
+    contact_name: str | None = None
+    language: str | None = None  # the contact's language as a tag ("pt-BR"), when known
+    detail: str | None = None  # the handler's own note, if it gave one
+
+    def header(self) -> str:
+        who = self.contact_name or "the contact"
+        language = self.language or "unknown"
+        return f"{HEADER} ({who}; language: {language})\nWhy: {self.reason}" + (
+            f"\nNote: {self.detail}" if self.detail else "")
+
+
+def built_summary(facts: HandoffFacts) -> str:
+    """The summary without a model: the first thing the contact asked, the bot's last answers, the last
+    message, and the reason."""
+    said = [text for role, text in facts.transcript if role == "contact"]
+    answered = [text for role, text in facts.transcript if role == "bot"]
+    lines = [facts.header()]
+    if said:
+        lines.append(f"Wants: {_short(said[0])}")
+    if answered:
+        lines.append("The bot answered: " + " | ".join(_short(t, 120) for t in answered[-2:]))
+    else:
+        lines.append("The bot answered: nothing yet")
+    if len(said) > 1:
+        lines.append(f"Last message: {_short(said[-1])}")
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class ModelSummarizer:
+    """A model writes the summary (Chat Completions on any OpenAI-compatible server).
+
+    `client` is an `openai.AsyncOpenAI`; `timeout` seconds per attempt. Raises nothing: on any failure it
+    returns None and the caller uses `built_summary`."""
+
+    def __init__(self, client: Any, model: str, *, timeout: float = 15.0) -> None:
+        self.client = client
+        self.model = model
+        self.timeout = timeout
+
+    @classmethod
+    def from_openai_settings(cls) -> ModelSummarizer:
+        """Built from the OpenAI handler's settings (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, ...)."""
+        import openai  # the optional extra: only a bot with a model needs it
+
+        from botkit.adapters.openai import OpenAISettings
+
+        settings = OpenAISettings()
+        if settings.api_key is None:
+            from botkit.config import ConfigError
+
+            raise ConfigError("BOTKIT_SUMMARY=model needs OPENAI_API_KEY (any value for a local server).")
+        client = openai.AsyncOpenAI(api_key=settings.api_key.get_secret_value(), base_url=settings.base_url,
+                                    timeout=settings.timeout, max_retries=settings.max_retries)
+        return cls(client, settings.model, timeout=settings.timeout)
+
+    async def write(self, facts: HandoffFacts) -> str | None:
+        lines = "\n".join(f"{role}: {text}" for role, text in facts.transcript) or "(no messages kept)"
+        request = (f"Why the bot hands off: {facts.reason}\n"
+                   + (f"The bot's note: {facts.detail}\n" if facts.detail else "")
+                   + f"Transcript, oldest first:\n{lines}")
+        try:
+            completion = await self.client.chat.completions.create(
+                model=self.model, timeout=self.timeout, max_tokens=300,
+                messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": request}])
+            text = (completion.choices[0].message.content or "").strip()
+        except Exception as exc:  # any failure: the built summary takes its place
+            log.warning("the model could not write the hand-off summary (%s); using the built one",
+                        type(exc).__name__)
+            return None
+        return f"{facts.header()}\n{text}" if text else None
+
+    async def close(self) -> None:
+        await self.client.close()
