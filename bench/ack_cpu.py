@@ -81,7 +81,7 @@ async def cpu_per_delivery(app: Any, feed: list[tuple[list[tuple[bytes, bytes]],
 async def measure(store: str, feed) -> tuple[float, dict[int, int]]:
     os.environ.update(CHATWOOT_WEBHOOK_SECRET=SECRET, BOTKIT_BOT="noop_bot:bot", BOTKIT_LOG_LEVEL="WARNING",
                       BOTKIT_RUN_WORKER="0", BOTKIT_STORE=store)
-    from botkit.serve import app_from_env
+    from botkit.app import app_from_env
 
     app = app_from_env()
     async with app.router.lifespan_context(app):

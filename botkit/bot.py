@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,6 +22,7 @@ from botkit import events, metrics
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
 from botkit.store.base import Job
+from botkit.text import fold, keyword_pattern
 
 log = logging.getLogger("botkit.bot")
 
@@ -59,18 +59,6 @@ class Policies:
     incoming_only: bool = True  # message_created: only the contact's public messages
     pending_only: bool = True  # only while the conversation is the bot's (pending, no human assignee)
     answers_only: bool = True  # message_updated: only when it carries the contact's answer to a rich message
-
-
-def fold(text: str) -> str:
-    """Lowercase without accents: how keywords are compared."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str]:
-    """Whole-word, case- and accent-insensitive match of any keyword (apply to fold(text))."""
-    words = sorted({fold(k) for k in keywords if k.strip()}, key=len, reverse=True)
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)")
 
 
 class FunctionHandler(Handler):

@@ -1,8 +1,8 @@
 """The `botkit` command.
 
-Each group of subcommands lives in its own module with an `add_commands(subparsers)` function that adds
-its parsers and sets `func` (taking the parsed args, returning an exit code). Errors users meet are one
-sentence on stderr and a non-zero exit code.
+Each group of subcommands lives in its own module of `botkit.commands`, with an `add_commands(subparsers)`
+function that adds its parsers and sets `func` (taking the parsed args, returning an exit code). Errors users
+meet are one sentence on stderr and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -11,22 +11,19 @@ import argparse
 import importlib
 import sys
 
+from botkit.commands.errors import CommandError
 from botkit.config import ConfigError
 
 COMMAND_MODULES = [
-    "botkit.serve",
-    "botkit.provision",
-    "botkit.deadletters",
-    "botkit.plugins",
-    "botkit.chat",
-    "botkit.devtools",
-    "botkit.doctor",
-    "botkit.scaffold",
+    "botkit.commands.serve",
+    "botkit.commands.provision",
+    "botkit.commands.deadletters",
+    "botkit.commands.plugins",
+    "botkit.commands.chat",
+    "botkit.commands.devtools",
+    "botkit.commands.doctor",
+    "botkit.commands.scaffold",
 ]
-
-
-class CommandError(Exception):
-    """A command cannot go on; the message is one sentence saying why and what to do."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m botkit.cli`: run the one imported copy of this module, so command modules' `CommandError`
-    # is the class `main` catches.
-    from botkit.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

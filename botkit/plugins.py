@@ -8,7 +8,7 @@ A package declares, in its pyproject.toml:
 and `BOTKIT_HANDLERS=keywords,faq` assembles a bot from the named handlers, in that order. A plugin class is
 built with its `from_settings()` class method when it has one (reading its own settings from the
 environment), else with no arguments. botkit's own handlers (keywords, openai, dialogflow) are registered
-the same way, so `botkit handlers` lists everything that is installed.
+the same way, so `botkit handlers` (botkit.commands.plugins) lists everything that is installed.
 """
 
 from __future__ import annotations
@@ -43,20 +43,3 @@ def load_handler(name: str) -> Any:
 def handlers_from_names(names: str) -> list[Any]:
     """`keywords,openai` -> [KeywordRouter(...), OpenAIHandler(...)]."""
     return [load_handler(name.strip()) for name in names.split(",") if name.strip()]
-
-
-def list_handlers(args: Any) -> int:
-    found = available()
-    if not found:
-        print("no handler plugins are installed")
-        return 0
-    width = max(len(name) for name in found)
-    for name, ep in sorted(found.items()):
-        dist = ep.dist.name if ep.dist is not None else "?"
-        print(f"{name:<{width}}  {ep.value}  ({dist})")
-    return 0
-
-
-def add_commands(subparsers: Any) -> None:
-    parser = subparsers.add_parser("handlers", help="list the installed handler plugins (entry points botkit.handlers)")
-    parser.set_defaults(func=list_handlers)

@@ -2,7 +2,8 @@
 
 Chatwoot allows 3000 requests per minute per IP by default; the client's default of 2400 stays below it.
 Each caller reserves the next free slot and sleeps until it comes, so waiting callers are served in
-arrival order without a lock. The clock and the sleep are injectable for tests.
+arrival order without a lock. The clock and the sleep are injectable for tests. `refill` is the one
+token-bucket formula, shared with the receiver's limiter of failed authentications (botkit.receiver).
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+
+
+def refill(tokens: float, updated: float, now: float, per_second: float, burst: float) -> float:
+    """The tokens a bucket holds at `now` (seconds) that held `tokens` at `updated`: `per_second` more each
+    second since, never above `burst`."""
+    return min(burst, tokens + (now - updated) * per_second)
 
 
 class TokenBucket:
@@ -38,7 +45,7 @@ class TokenBucket:
     def reserve(self) -> float:
         """Take one token now and return how many seconds to wait before using it."""
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_second)
+        self._tokens = refill(self._tokens, self._updated, now, self.rate_per_second, self.burst)
         self._updated = now
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_second

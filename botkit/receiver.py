@@ -35,9 +35,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from botkit import events, metrics
+from botkit.ratelimit import refill
 from botkit.security import DELIVERY_HEADER, Verifier
-from botkit.store.base import Store, StoreUnavailable
-from botkit.worker import lane_for
+from botkit.store.base import Store, StoreUnavailable, lane_for
 
 log = logging.getLogger("botkit.receiver")
 
@@ -135,7 +135,7 @@ class AddressLimiter:
     def allow(self, address: str) -> bool:
         now = self._clock()
         tokens, updated = self._buckets.pop(address, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - updated) * self.per_second)
+        tokens = refill(tokens, updated, now, self.per_second, self.burst)
         allowed = tokens >= 1.0
         self._buckets[address] = (tokens - 1.0 if allowed else tokens, now)
         if len(self._buckets) > self.max_addresses:

@@ -27,21 +27,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from botkit import events, logs, metrics
-from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable
+from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable, bot_of
 
 log = logging.getLogger("botkit.worker")
-
-LANE_SEPARATOR = "/"
-
-
-def lane_for(bot_name: str, conversation_lane: str) -> str:
-    """The store lane of one bot's view of one conversation: `<bot>/<account>:<conversation>`."""
-    return f"{bot_name}{LANE_SEPARATOR}{conversation_lane}"
-
-
-def bot_of(lane: str) -> str:
-    return lane.split(LANE_SEPARATOR, 1)[0]
-
 
 class OutOfAttempts(Exception):
     """An event was in flight each time its worker died (`Store.recover` counts those): a dead letter now,

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from botkit import Bot, Context, Handler, KeywordRouter, Policies, Rule
+from botkit.app import build_app
 from botkit.config import ConfigError, load_settings
 from botkit.rich import InputSelect, Option
 from botkit.security import signed_headers
-from botkit.serve import build_app
 from botkit.testing import factories
 from botkit.testing.fake_chatwoot import FakeChatwoot
 from botkit.testing.harness import BotServer
@@ -236,7 +236,7 @@ def test_a_handler_registered_through_an_entry_point_is_found_and_used(tmp_path)
     script = textwrap.dedent("""
         import asyncio, sys
         from botkit.config import load_settings
-        from botkit.serve import bot_from_settings
+        from botkit.app import bot_from_settings
         from botkit.testing import factories
         from botkit.testing.harness import BotServer
 
@@ -267,7 +267,7 @@ def test_a_handler_registered_through_an_entry_point_is_found_and_used(tmp_path)
 
 
 def test_an_unknown_plugin_is_one_sentence():
-    from botkit.serve import bot_from_settings
+    from botkit.app import bot_from_settings
 
     with pytest.raises(ConfigError, match=r"^BOTKIT_HANDLERS names 'nope', which no installed package registers"):
         bot_from_settings(load_settings(env_file=None, botkit_handlers="keywords,nope"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from botkit.chat import chat, fresh_bot
+from botkit.commands.chat import chat, fresh_bot
 from botkit.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -550,9 +550,9 @@ async def test_every_rich_message_passes_the_fakes_validator(fake):
 async def test_request_urls_are_what_httpx_would_merge_and_are_kept_per_path(base, monkeypatch):
     """The client keeps each path's absolute URL (httpx parses URL strings slowly); the URL, base path
     included, is what httpx itself builds from base_url + path, on a first call and a repeated one."""
-    import botkit.chatwoot
+    import botkit.chatwoot.client
 
-    monkeypatch.setattr(botkit.chatwoot, "_URLS_KEPT", 2)
+    monkeypatch.setattr(botkit.chatwoot.client, "_URLS_KEPT", 2)
     sent: list[httpx.URL] = []
 
     def answer(request: httpx.Request) -> httpx.Response:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from botkit.cli import main
-from botkit.provision import private_url_warning
+from botkit.commands.provision import private_url_warning
 from botkit.testing.fake_chatwoot import FakeChatwoot
 
 URL = "https://bot.example.com/webhook"

@@ -20,8 +20,7 @@ SECRET = "s3cret-for-signing"
 BODY = b'{"event":"message_created","id":1,"content":"h\xc3\xa9llo"}'
 
 
-# `python -m botkit.cli` would run cli.py as __main__, whose CommandError is not the one commands raise
-CLI = ["-c", "import sys; from botkit.cli import main; sys.exit(main())"]
+CLI = ["-m", "botkit.cli"]
 
 
 def env(**values: str) -> dict[str, str]:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from botkit.commands.doctor import FAIL, OK, WARN, diagnose
 from botkit.config import load_settings
-from botkit.doctor import FAIL, OK, WARN, diagnose
 from botkit.testing.fake_chatwoot import BOT_ENDPOINTS_BEFORE_4_14_2, FakeChatwoot
 from botkit.testing.flow import BotFlow
 from bots.support_router import make_bot
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = ["-c", "import sys; from botkit.cli import main; sys.exit(main())"]
+CLI = ["-m", "botkit.cli"]
 
 
 def settings_for(fake, **overrides):

@@ -14,13 +14,13 @@ import pytest
 
 from botkit import Bot
 from botkit.adapters.openai import OpenAIHandler, Tool, trim
+from botkit.app import DEFAULT_BOT_NAME, build_app, preflight
 from botkit.config import ConfigError, load_settings
 from botkit.context import Context
-from botkit.serve import DEFAULT_BOT_NAME, build_app, preflight
+from botkit.store import lane_for
 from botkit.testing import factories
 from botkit.testing.fake_openai import FakeOpenAI
 from botkit.testing.harness import BotServer
-from botkit.worker import lane_for
 
 KEY = "sk-test-0123456789abcdef"
 PATH = "/api/v1/accounts/1/conversations/128"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from botkit.app import build_app
 from botkit.config import load_settings
-from botkit.serve import build_app
 from botkit.store.base import StoreUnavailable
 from botkit.testing.server import serve_app
 from tests.conftest import SECRET, load_payload, message, signed

@@ -10,8 +10,9 @@ import tomllib
 
 import pytest
 
-from botkit.cli import CommandError, main
-from botkit.scaffold import create, names_for
+from botkit.cli import main
+from botkit.commands.errors import CommandError
+from botkit.commands.scaffold import create, names_for
 
 
 def test_new_creates_a_package_whose_tests_pass(tmp_path, monkeypatch, capsys):

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from botkit.app import build_app
 from botkit.config import load_settings
-from botkit.serve import build_app
 from tests.conftest import ROOT, SECRET, message, signed
 from tests.support.recording_bot import read_records
 

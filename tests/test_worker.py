@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+from botkit.app import build_app
 from botkit.config import load_settings
-from botkit.serve import build_app
 from botkit.testing.server import serve_app
 from tests.conftest import SECRET, message, signed
 

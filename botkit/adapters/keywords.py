@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botkit.bot import Bot, Handler, fold, keyword_pattern
+from botkit.bot import Bot, Handler
 from botkit.config import ConfigError
 from botkit.context import Context
+from botkit.text import fold, keyword_pattern
 
 
 @dataclass

@@ -22,6 +22,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+LANE_SEPARATOR = "/"
+
+
+def lane_for(bot_name: str, conversation_lane: str) -> str:
+    """The store lane of one bot's view of one conversation: `<bot>/<account>:<conversation>`."""
+    return f"{bot_name}{LANE_SEPARATOR}{conversation_lane}"
+
+
+def bot_of(lane: str) -> str:
+    """The bot whose lane this is (the inverse of `lane_for`)."""
+    return lane.split(LANE_SEPARATOR, 1)[0]
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -29,7 +41,7 @@ class Job:
 
     id: str  # the store's id for this queue entry
     key: str  # the event's identity (its dedupe key): stable across retries, reclaims and replays
-    lane: str  # "<account>:<conversation>": events of one lane never run concurrently
+    lane: str  # lane_for(bot, "<account>:<conversation>"): events of one lane never run concurrently
     event: str  # Chatwoot's event name
     body: bytes  # the raw body, exactly as received
     delivery_id: str | None  # X-Chatwoot-Delivery, for logs

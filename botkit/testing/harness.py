@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
+from botkit.app import build_app
 from botkit.config import load_settings
 from botkit.security import signed_headers
-from botkit.serve import build_app
 from botkit.testing.fake_chatwoot import FakeChatwoot
 from botkit.testing.server import serve_app
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from botkit.cli import CommandError
+from botkit.commands.errors import CommandError
 from botkit.config import Settings, load_settings
 from botkit.security import signed_headers
 

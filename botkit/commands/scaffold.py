@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from botkit.cli import CommandError
+from botkit.commands.errors import CommandError
 
-TEMPLATE = Path(__file__).parent / "scaffold_template"
+TEMPLATE = Path(__file__).parent.parent / "scaffold_template"
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 

@@ -1,9 +1,10 @@
-"""The Chatwoot REST API client: every endpoint a bot (or its provisioning) calls, retried where safe.
+"""The Chatwoot REST API client: its one request path and the bot's endpoints, retried where safe.
 
 One shared `httpx.AsyncClient` (connection pool, keep-alive, explicit timeouts) sends the token in the
 `api-access-token` header (see TOKEN_HEADER), over aiohttp (`botkit.transport`: a third of httpx's own per-request CPU).
 Chatwoot's answers become typed errors that say what to do; tokens never appear in an error, a repr or a
-log line. All retrying happens in `ChatwootClient._request`, under one policy:
+log line (errors: botkit/chatwoot/errors.py; the administrator and platform endpoints provisioning uses:
+botkit/chatwoot/admin.py). All retrying happens in `ChatwootClient._request`, under one policy:
 
 - Requests that change nothing, or whose repetition ends in the same state (GET, toggle_status, labels POST,
   custom_attributes POST, typing, priority, PATCH), are retried on connection failures, timeouts, 429 and
@@ -31,7 +32,6 @@ client-side token bucket (2400/min by default, below Chatwoot's 3000/min per IP)
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
@@ -44,6 +44,15 @@ from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
 from botkit import metrics as _metrics
+from botkit.chatwoot.admin import AdminEndpoints
+from botkit.chatwoot.errors import (
+    ChatwootError,
+    ChatwootUnreachable,
+    DeliveryUnknown,
+    NotFound,
+    ServerError,
+    error_for_response,
+)
 from botkit.ratelimit import TokenBucket
 from botkit.rich import RichMessage
 from botkit.transport import AiohttpTransport
@@ -53,150 +62,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("botkit.chatwoot")
 
-BODY_EXCERPT = 200
 STATUSES = ("open", "resolved", "pending", "snoozed")
 PRIORITIES = ("urgent", "high", "medium", "low")
-
-
-# Errors -------------------------------------------------------------------------------------------------
-
-
-class ChatwootError(Exception):
-    """Chatwoot refused or could not answer a request.
-
-    `status` is the HTTP status (None when there was no answer), `endpoint` the method and path template
-    (never a token), `transient` says whether handling the whole event again later is worth it.
-    """
-
-    transient = False
-    advice = "Check Chatwoot's logs for this request."
-
-    def __init__(self, detail: str, *, status: int | None = None, endpoint: str = "") -> None:
-        self.detail = detail
-        self.status = status
-        self.endpoint = endpoint
-        self.retry_after: float | None = None
-        self._retry_safe = False  # set by the client: may this very request be sent again?
-        super().__init__(self._sentence())
-
-    def _sentence(self) -> str:
-        where = f"{self.endpoint}: " if self.endpoint else ""
-        code = f"HTTP {self.status}, " if self.status is not None else ""
-        return f"{where}{code}{self.detail}. {self.advice}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(status={self.status!r}, endpoint={self.endpoint!r})"
-
-
-class InvalidToken(ChatwootError):
-    advice = "Check the token setting: it must be the agent bot's (or the user's) access token, unchanged."
-
-
-class NotAuthorizedForBots(ChatwootError):
-    advice = (
-        "An agent bot token may not call this endpoint: use an administrator's user token for it, "
-        "or upgrade Chatwoot (conversation show and labels need 4.14.2+, typing 4.11.2+)."
-    )
-
-
-class PermissionDenied(ChatwootError):
-    advice = "The token's user lacks the permission; bot management needs an administrator's token."
-
-
-class NotFound(ChatwootError):
-    advice = "Check the account, conversation (its display id), inbox, team or bot id."
-
-
-class ValidationFailed(ChatwootError):
-    advice = "Chatwoot refused the content; fix the request rather than retrying it."
-
-
-class RateLimited(ChatwootError):
-    transient = True
-    advice = "Chatwoot's rate limit was hit; lower chatwoot_rate_per_minute or retry the event later."
-
-
-class ServerError(ChatwootError):
-    transient = True
-    advice = "Chatwoot failed on its side; the event can be retried later."
-
-
-class ChatwootUnreachable(ChatwootError):
-    transient = True
-    advice = "Check CHATWOOT_BASE_URL and that Chatwoot is up; the event can be retried later."
-
-
-class DeliveryUnknown(ChatwootError):
-    transient = False
-    advice = (
-        "Chatwoot may have applied this request although no answer came, so it is not sent again; "
-        "check the conversation before repeating it by hand."
-    )
-
-
-
-def _excerpt(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    text = " ".join(text.split())
-    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "..."
-
-
-def _error_text(response: httpx.Response, secrets: Iterable[str]) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("error", "message", "errors", "description"):
-            if body.get(key):
-                value = body[key]
-                text = value if isinstance(value, str) else ", ".join(map(str, value)) \
-                    if isinstance(value, list) else str(value)
-                return _excerpt(text, secrets)
-    return _excerpt(response.text, secrets) or "no body"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def error_for_response(response: httpx.Response, endpoint: str, secrets: Iterable[str] = ()) -> ChatwootError:
-    """The typed error for a non-2xx answer."""
-    status = response.status_code
-    text = _error_text(response, secrets)
-    cls: type[ChatwootError]
-    if status == 401 and "not authorized for bots" in text:
-        cls = NotAuthorizedForBots
-    elif status == 401 and "Invalid Access Token" in text:
-        cls = InvalidToken
-    elif status in (401, 403):
-        cls = PermissionDenied
-    elif status == 404:
-        cls = NotFound
-    elif status == 422:
-        cls = ValidationFailed
-    elif status == 429:
-        cls = RateLimited
-    elif status >= 500:
-        cls = ServerError
-    else:
-        cls = ChatwootError
-    error = cls(text, status=status, endpoint=endpoint)
-    error.retry_after = _retry_after(response)
-    return error
 
 
 # Retry policy -------------------------------------------------------------------------------------------
@@ -243,7 +110,7 @@ def _is_retry_safe(error: BaseException) -> bool:
 # The client ---------------------------------------------------------------------------------------------
 
 
-class ChatwootClient:
+class ChatwootClient(AdminEndpoints):
     """Async client for Chatwoot's application and platform APIs; use `async with` or call `aclose()`."""
 
     def __init__(
@@ -592,101 +459,3 @@ class ChatwootClient:
             idempotent=True, json={"custom_attributes": attributes},
             account_id=account_id, conversation_id=conversation_id,
         )
-
-    # Account management (an administrator's user token) -------------------------------------------------
-
-    async def list_agent_bots(self, account_id: int) -> list[dict]:
-        return await self._request(
-            "GET", "/api/v1/accounts/{account_id}/agent_bots", idempotent=True, account_id=account_id)
-
-    async def create_agent_bot(
-        self,
-        account_id: int,
-        *,
-        name: str,
-        outgoing_url: str,
-        description: str | None = None,
-        bot_type: int | str | None = None,
-    ) -> dict:
-        body: dict[str, Any] = {"name": name, "outgoing_url": outgoing_url}
-        if description is not None:
-            body["description"] = description
-        if bot_type is not None:
-            body["bot_type"] = bot_type
-        return await self._request(
-            "POST", "/api/v1/accounts/{account_id}/agent_bots", idempotent=False, json=body,
-            account_id=account_id)
-
-    async def get_agent_bot(self, account_id: int, bot_id: int) -> dict:
-        return await self._request(
-            "GET", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}", idempotent=True,
-            account_id=account_id, bot_id=bot_id)
-
-    async def update_agent_bot(self, account_id: int, bot_id: int, **fields: Any) -> dict:
-        return await self._request(
-            "PATCH", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}", idempotent=True, json=fields,
-            account_id=account_id, bot_id=bot_id)
-
-    async def delete_agent_bot(self, account_id: int, bot_id: int) -> None:
-        await self._request(
-            "DELETE", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}", idempotent=False,
-            account_id=account_id, bot_id=bot_id)
-
-    async def reset_agent_bot_token(self, account_id: int, bot_id: int) -> dict:
-        """A new access token for the bot; the old one stops working. Returns the bot with its new token."""
-        # Repeating a reset whose answer was lost only resets again, and the answer holds the token in force.
-        return await self._request(
-            "POST", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}/reset_access_token", idempotent=True,
-            account_id=account_id, bot_id=bot_id)
-
-    async def reset_agent_bot_secret(self, account_id: int, bot_id: int) -> dict:
-        """A new webhook signing secret (Chatwoot 4.13+). Returns the bot with its new `secret`."""
-        return await self._request(
-            "POST", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}/reset_secret", idempotent=True,
-            account_id=account_id, bot_id=bot_id)
-
-    async def set_inbox_agent_bot(self, account_id: int, inbox_id: int, bot_id: int | None) -> None:
-        """Connect the bot to the inbox, or disconnect the inbox's bot with None."""
-        await self._request(
-            "POST", "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/set_agent_bot", idempotent=True,
-            json={"agent_bot": bot_id}, account_id=account_id, inbox_id=inbox_id)
-
-    async def list_inboxes(self, account_id: int) -> list[dict]:
-        result = await self._request(
-            "GET", "/api/v1/accounts/{account_id}/inboxes", idempotent=True, account_id=account_id)
-        return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
-
-    async def list_teams(self, account_id: int) -> list[dict]:
-        result = await self._request(
-            "GET", "/api/v1/accounts/{account_id}/teams", idempotent=True, account_id=account_id)
-        return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
-
-    # Platform API (a platform app's token): system-wide bots ------------------------------------------
-
-    async def list_platform_bots(self) -> list[dict]:
-        return await self._request("GET", "/platform/api/v1/agent_bots", idempotent=True)
-
-    async def create_platform_bot(
-        self,
-        *,
-        name: str,
-        outgoing_url: str,
-        description: str | None = None,
-        account_id: int | None = None,
-    ) -> dict:
-        body: dict[str, Any] = {"name": name, "outgoing_url": outgoing_url}
-        if description is not None:
-            body["description"] = description
-        if account_id is not None:
-            body["account_id"] = account_id
-        return await self._request("POST", "/platform/api/v1/agent_bots", idempotent=False, json=body)
-
-    async def get_platform_bot(self, bot_id: int) -> dict:
-        return await self._request("GET", "/platform/api/v1/agent_bots/{bot_id}", idempotent=True, bot_id=bot_id)
-
-    async def update_platform_bot(self, bot_id: int, **fields: Any) -> dict:
-        return await self._request(
-            "PATCH", "/platform/api/v1/agent_bots/{bot_id}", idempotent=True, json=fields, bot_id=bot_id)
-
-    async def delete_platform_bot(self, bot_id: int) -> None:
-        await self._request("DELETE", "/platform/api/v1/agent_bots/{bot_id}", idempotent=False, bot_id=bot_id)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from botkit.chatwoot import ChatwootClient, ChatwootError
-from botkit.cli import CommandError
+from botkit.commands.errors import CommandError
 from botkit.config import load_settings
 
 ACCOUNT_HELP = "Chatwoot account id (default: $CHATWOOT_ACCOUNT_ID, else 1)"

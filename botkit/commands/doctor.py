@@ -25,8 +25,8 @@ from typing import Any, TextIO
 import httpx
 
 from botkit.chatwoot import TOKEN_HEADER, InvalidToken, NotAuthorizedForBots, NotFound, error_for_response
+from botkit.commands.provision import private_url_warning
 from botkit.config import ConfigError, Settings, load_settings
-from botkit.provision import private_url_warning
 from botkit.security import signed_headers
 
 PROBE_CONVERSATION = 2_147_483_000  # a display id no conversation has

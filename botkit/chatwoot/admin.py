@@ -1,0 +1,115 @@
+"""Administrator and platform endpoints: agent bots, inboxes' bots and platform (system-wide) bots.
+
+Only provisioning (`botkit provision`, `botkit bots ...`) calls these, with an administrator's user token or a
+platform app's token; `ChatwootClient` offers them through this mixin, on its one request path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+
+class AdminEndpoints:
+    """Endpoints that need an administrator's user token (account) or a platform app's token (platform)."""
+
+    if TYPE_CHECKING:  # ChatwootClient's one request path (botkit/chatwoot/client.py)
+        async def _request(self, method: str, template: str, *, idempotent: bool, json: Any = None,
+                           **params: Any) -> Any: ...
+
+    # Account management (an administrator's user token) -------------------------------------------------
+
+    async def list_agent_bots(self, account_id: int) -> list[dict]:
+        return await self._request(
+            "GET", "/api/v1/accounts/{account_id}/agent_bots", idempotent=True, account_id=account_id)
+
+    async def create_agent_bot(
+        self,
+        account_id: int,
+        *,
+        name: str,
+        outgoing_url: str,
+        description: str | None = None,
+        bot_type: int | str | None = None,
+    ) -> dict:
+        body: dict[str, Any] = {"name": name, "outgoing_url": outgoing_url}
+        if description is not None:
+            body["description"] = description
+        if bot_type is not None:
+            body["bot_type"] = bot_type
+        return await self._request(
+            "POST", "/api/v1/accounts/{account_id}/agent_bots", idempotent=False, json=body,
+            account_id=account_id)
+
+    async def get_agent_bot(self, account_id: int, bot_id: int) -> dict:
+        return await self._request(
+            "GET", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}", idempotent=True,
+            account_id=account_id, bot_id=bot_id)
+
+    async def update_agent_bot(self, account_id: int, bot_id: int, **fields: Any) -> dict:
+        return await self._request(
+            "PATCH", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}", idempotent=True, json=fields,
+            account_id=account_id, bot_id=bot_id)
+
+    async def delete_agent_bot(self, account_id: int, bot_id: int) -> None:
+        await self._request(
+            "DELETE", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}", idempotent=False,
+            account_id=account_id, bot_id=bot_id)
+
+    async def reset_agent_bot_token(self, account_id: int, bot_id: int) -> dict:
+        """A new access token for the bot; the old one stops working. Returns the bot with its new token."""
+        # Repeating a reset whose answer was lost only resets again, and the answer holds the token in force.
+        return await self._request(
+            "POST", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}/reset_access_token", idempotent=True,
+            account_id=account_id, bot_id=bot_id)
+
+    async def reset_agent_bot_secret(self, account_id: int, bot_id: int) -> dict:
+        """A new webhook signing secret (Chatwoot 4.13+). Returns the bot with its new `secret`."""
+        return await self._request(
+            "POST", "/api/v1/accounts/{account_id}/agent_bots/{bot_id}/reset_secret", idempotent=True,
+            account_id=account_id, bot_id=bot_id)
+
+    async def set_inbox_agent_bot(self, account_id: int, inbox_id: int, bot_id: int | None) -> None:
+        """Connect the bot to the inbox, or disconnect the inbox's bot with None."""
+        await self._request(
+            "POST", "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/set_agent_bot", idempotent=True,
+            json={"agent_bot": bot_id}, account_id=account_id, inbox_id=inbox_id)
+
+    async def list_inboxes(self, account_id: int) -> list[dict]:
+        result = await self._request(
+            "GET", "/api/v1/accounts/{account_id}/inboxes", idempotent=True, account_id=account_id)
+        return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
+
+    async def list_teams(self, account_id: int) -> list[dict]:
+        result = await self._request(
+            "GET", "/api/v1/accounts/{account_id}/teams", idempotent=True, account_id=account_id)
+        return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
+
+    # Platform API (a platform app's token): system-wide bots ------------------------------------------
+
+    async def list_platform_bots(self) -> list[dict]:
+        return await self._request("GET", "/platform/api/v1/agent_bots", idempotent=True)
+
+    async def create_platform_bot(
+        self,
+        *,
+        name: str,
+        outgoing_url: str,
+        description: str | None = None,
+        account_id: int | None = None,
+    ) -> dict:
+        body: dict[str, Any] = {"name": name, "outgoing_url": outgoing_url}
+        if description is not None:
+            body["description"] = description
+        if account_id is not None:
+            body["account_id"] = account_id
+        return await self._request("POST", "/platform/api/v1/agent_bots", idempotent=False, json=body)
+
+    async def get_platform_bot(self, bot_id: int) -> dict:
+        return await self._request("GET", "/platform/api/v1/agent_bots/{bot_id}", idempotent=True, bot_id=bot_id)
+
+    async def update_platform_bot(self, bot_id: int, **fields: Any) -> dict:
+        return await self._request(
+            "PATCH", "/platform/api/v1/agent_bots/{bot_id}", idempotent=True, json=fields, bot_id=bot_id)
+
+    async def delete_platform_bot(self, bot_id: int) -> None:
+        await self._request("DELETE", "/platform/api/v1/agent_bots/{bot_id}", idempotent=False, bot_id=bot_id)
