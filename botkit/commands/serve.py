@@ -174,7 +174,8 @@ def init(args: argparse.Namespace) -> int:
         return 0
     env_file = Path(args.env_file)
     secret = secrets.token_urlsafe(24)
-    with env_file.open("a") as handle:
+    # a new .env holds a secret, so only its owner may read it; an existing one keeps the mode it has
+    with open(os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as handle:
         if env_file.stat().st_size and not env_file.read_text().endswith("\n"):
             handle.write("\n")
         handle.write(f"CHATWOOT_WEBHOOK_SECRET={secret}\n")

@@ -151,6 +151,7 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
+            _create_private(self._path)
             db = sqlite3.connect(self._path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -548,6 +549,14 @@ def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
         db.executemany("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
                        rows)
     return accepted
+
+
+def _create_private(path: str) -> None:
+    """Create a new store file readable by its owner only: it holds every conversation and dead letter.
+    SQLite gives the WAL, shared-memory and journal files the database file's mode (its unix VFS,
+    `findCreateFileMode`), so they are private too. An existing file keeps the mode its owner chose."""
+    if path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _lock_files(db: str, partition: int | None, workers: int) -> list[int]:

@@ -1,0 +1,79 @@
+"""Files botkit creates that hold secrets, conversations or dead letters are readable by their owner only.
+
+Each test runs under umask 022, the usual default, which would leave a new file world-readable (0644).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from botkit.store.sqlite import SQLiteStore
+from tests.conftest import ROOT
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def botkit_init(cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "botkit.cli", "init"], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60, umask=0o022)
+
+
+def test_init_writes_a_new_env_file_for_its_owner_only(tmp_path: Path) -> None:
+    assert botkit_init(tmp_path).returncode == 0
+    env_file = tmp_path / ".env"
+    assert "CHATWOOT_WEBHOOK_SECRET=" in env_file.read_text()
+    assert mode(env_file) == 0o600
+
+
+def test_init_keeps_the_mode_of_an_existing_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("BOTKIT_PORT=8001")  # no trailing newline: init adds one before its line
+    env_file.chmod(0o640)
+    assert botkit_init(tmp_path).returncode == 0
+    assert env_file.read_text().startswith("BOTKIT_PORT=8001\nCHATWOOT_WEBHOOK_SECRET=")
+    assert mode(env_file) == 0o640
+
+
+async def test_sqlite_store_its_wal_and_lock_files_are_private(tmp_path: Path, usual_umask: None) -> None:
+    path = tmp_path / "botkit.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        await store.recover()  # takes the worker lock file
+        assert await store.enqueue(keys=["k"], lane="1:1", event="message_created", body=b"{}", delivery_id=None)
+        [job] = await store.claim(1)
+        await store.dead_letter(job, "failed for good")
+        created = [path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.worker.lock")]
+        assert all(p.exists() for p in created)
+        assert {p.name: mode(p) for p in created} == {p.name: 0o600 for p in created}
+    finally:
+        await store.close()
+
+
+async def test_an_existing_store_file_keeps_its_mode(tmp_path: Path, usual_umask: None) -> None:
+    path = tmp_path / "botkit.db"
+    path.touch(mode=0o640)
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.enqueue(keys=["k"], lane="1:1", event="message_created", body=b"{}", delivery_id=None)
+        assert mode(path) == 0o640
+    finally:
+        await store.close()
