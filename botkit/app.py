@@ -56,9 +56,12 @@ def chatwoot_for(settings: Settings) -> Any:
     if settings.chatwoot_bot_token is None:
         raise ConfigError("CHATWOOT_BOT_TOKEN must be set to the agent bot's access token when CHATWOOT_BASE_URL is.")
     from botkit.chatwoot import ChatwootClient
+    from botkit.ratelimit import shared_budget_for
 
+    # On Redis, N workers on N hosts share one budget with Chatwoot (it limits per client IP).
+    budget = shared_budget_for(settings.botkit_store, settings.chatwoot_base_url, settings.chatwoot_rate_per_minute)
     return ChatwootClient.from_settings(settings, timeout=settings.chatwoot_timeout,
-                                        deadline=settings.chatwoot_retry_deadline)
+                                        deadline=settings.chatwoot_retry_deadline, rate_limiter=budget)
 
 
 def bot_from_settings(settings: Settings) -> Any:

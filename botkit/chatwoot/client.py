@@ -53,7 +53,7 @@ from botkit.chatwoot.errors import (
     ServerError,
     error_for_response,
 )
-from botkit.ratelimit import TokenBucket
+from botkit.ratelimit import SharedBudget, TokenBucket
 from botkit.rich import RichMessage
 from botkit.transport import AiohttpTransport
 
@@ -122,7 +122,7 @@ class ChatwootClient(AdminEndpoints):
         deadline: float = 30.0,
         rate_per_minute: float = 2400,
         transport: httpx.AsyncBaseTransport | None = None,
-        rate_limiter: TokenBucket | None = None,
+        rate_limiter: TokenBucket | SharedBudget | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         max_connections: int = 8,
@@ -170,6 +170,9 @@ class ChatwootClient(AdminEndpoints):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        close_budget = getattr(self.rate_limiter, "aclose", None)  # a SharedBudget's Redis connections
+        if close_budget is not None:
+            await close_budget()
 
     @property
     def busy(self) -> bool:

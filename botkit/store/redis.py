@@ -290,7 +290,7 @@ class RedisStore(Store):
         self, url: str, *, dedupe_ttl: float = 24 * 3600, lease: float = 30.0, prefix: str = "botkit:",
         state_ttl: float = 7 * 24 * 3600, clock: Callable[[], float] = time.time, consumer: str | None = None,
     ) -> None:
-        self._client_url, options = _split_options(url)
+        self._client_url, options = split_options(url)
         self.url = _public_url(self._client_url)
         self.prefix = options.get("prefix", prefix)
         self.lease = float(options.get("lease", lease))
@@ -530,7 +530,7 @@ def _dead_letter(dead_id: str, row: dict[bytes, bytes]) -> DeadLetter:
                       float(f["failed_at"]))
 
 
-def _split_options(url: str) -> tuple[str, dict[str, str]]:
+def split_options(url: str) -> tuple[str, dict[str, str]]:
     """Take botkit's own options (prefix, lease) out of the URL's query; the rest is redis-py's."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
