@@ -48,6 +48,7 @@ def serve(args: argparse.Namespace) -> int:
                           "redis:// URL (with SQLite, run `botkit serve` alone).")
     if single_file and not args.no_worker:
         share_metrics_with_the_worker()
+        hold_the_file(settings)
     configure_logging(settings)
     from botkit.metrics import prepare_multiprocess_dir
 
@@ -68,6 +69,23 @@ def serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.Server(uvicorn.Config(APP_FACTORY, **options)).run(sockets=[listening])
     return 0
+
+
+_server_lock: int | None = None  # held for the process's lifetime; the kernel drops it when the process dies
+
+
+def hold_the_file(settings: Settings) -> None:
+    """One `botkit serve` per SQLite file: a second one stops here with one sentence."""
+    from botkit.store import store_from_url
+    from botkit.store.base import AnotherWorker
+    from botkit.store.sqlite import hold_server_lock
+
+    global _server_lock
+    store = store_from_url(settings.botkit_store)
+    try:
+        _server_lock = hold_server_lock(store.path)  # type: ignore[attr-defined]
+    except AnotherWorker as exc:
+        raise ConfigError(f"{exc}.") from None
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

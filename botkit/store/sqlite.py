@@ -115,7 +115,7 @@ class SQLiteStore(Store):
         clock: Callable[[], float] = time.time, workers: int = 1, partition: int | None = None,
     ) -> None:
         self.url = f"sqlite:///{path}"
-        self._path = path
+        self._path = self.path = path
         # `workers` processes share the file's lanes by partition_of(lane); a worker's store has its `partition`
         self.workers = workers
         self._partition = partition if workers > 1 else None
@@ -577,6 +577,29 @@ def _lock_files(db: str, partition: int | None, workers: int) -> list[int]:
             raise AnotherWorker(f"another botkit worker already runs on {db}; one worker per SQLite file, or one "
                                 "per partition of ?workers=N (use a redis:// store for more)") from None
     return held
+
+
+def hold_server_lock(db: str) -> int:
+    """Hold `<db>.server.lock` for this process's lifetime (`botkit serve`): one server per SQLite file.
+
+    Raises AnotherWorker, naming the other server's pid, when a live server holds it. A second server would
+    accept deliveries whose worker could never start (the first server's worker holds the file), so its
+    events would wait forever or be claimed by a worker that does not know its bot. A killed server's lock
+    goes with it: a restart is never refused.
+    """
+    path = f"{db}.server.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise AnotherWorker(f"another botkit serve (pid {holder}) already serves {db}; stop it, or give this "
+                            "server its own file in BOTKIT_STORE (several bots on one server: BOTKIT_BOTS_FILE)"
+                            ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
