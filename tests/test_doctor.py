@@ -105,8 +105,23 @@ async def test_a_users_token_and_a_bot_outside_the_account(fake):
     fake.add_account(2)
     checks = await diagnose(settings_for(fake, chatwoot_account_id=2))
     assert checks[2].status == FAIL
-    assert checks[2].text.startswith("the token may not act in account 2 (HTTP 401): connect the agent bot to an "
-                                     "inbox of account 2")
+    assert checks[2].text.startswith("the token may not act in account 2 ('Bot is not authorized to access this "
+                                     "account'): connect the agent bot to an inbox of account 2")
+
+
+async def test_a_suspended_account_and_a_token_a_proxy_dropped_are_named(fake):
+    fake.suspend_account(1)
+    checks = await diagnose(settings_for(fake))
+    assert (FAIL, "account 1: Chatwoot answered 'Account is suspended' (HTTP 401). The Chatwoot account is "
+                  "suspended: nothing the bot does there works until a Chatwoot super admin reactivates it.") \
+        in lines(checks)
+    fake.suspended_accounts.clear()
+    # a proxy that strips the token header: Chatwoot answers as devise does, with an `errors` array
+    fake.fail_next("*", "/api/v1/accounts/*", 401, body={"errors": ["You need to sign in or sign up before "
+                                                                   "continuing."]})
+    checks = await diagnose(settings_for(fake))
+    assert (FAIL, "Chatwoot received no token ('You need to sign in or sign up before continuing.'): check that no "
+                  "proxy in front of Chatwoot drops the api-access-token header.") in lines(checks)
 
 
 async def test_the_outgoing_url_answers_a_signed_ping():

@@ -98,11 +98,15 @@ async def test_an_older_release_allows_bots_less():
     assert typing.status_code == 401 and status.status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{}, {"api_access_token": "nope"}, {"api_access_token": ""}])
-async def test_bad_or_missing_token(http, headers):
+@pytest.mark.parametrize(("headers", "answer"), [
+    ({}, {"errors": ["You need to sign in or sign up before continuing."]}),  # devise's answer: an array
+    ({"api_access_token": ""}, {"errors": ["You need to sign in or sign up before continuing."]}),
+    ({"api_access_token": "nope"}, {"error": "Invalid Access Token"}),
+])
+async def test_bad_or_missing_token(http, headers, answer):
     response = await http.post(CONV + "/messages", json={"content": "x"}, headers=headers)
     assert response.status_code == 401
-    assert response.json() == {"error": "Invalid Access Token"}
+    assert response.json() == answer
 
 
 async def test_dashed_header_is_read_too(fake, http):

@@ -10,15 +10,20 @@ from botkit.chatwoot.client import (
     ChatwootClient,
 )
 from botkit.chatwoot.errors import (
+    AccountSuspended,
+    BotNotInAccount,
     ChatwootError,
     ChatwootUnreachable,
     DeliveryUnknown,
     InvalidToken,
     NotAuthorizedForBots,
     NotFound,
+    NotInAccount,
+    NotPermitted,
     PermissionDenied,
     RateLimited,
     ServerError,
+    TokenMissing,
     ValidationFailed,
     error_for_response,
 )
@@ -27,4 +32,5 @@ __all__ = [
     "NOT_SENT_ERRORS", "PRIORITIES", "RETRYABLE_STATUSES", "STATUSES", "TOKEN_HEADER", "ChatwootClient",
     "ChatwootError", "ChatwootUnreachable", "DeliveryUnknown", "InvalidToken", "NotAuthorizedForBots", "NotFound",
     "PermissionDenied", "RateLimited", "ServerError", "ValidationFailed", "error_for_response",
+    "AccountSuspended", "BotNotInAccount", "NotInAccount", "NotPermitted", "TokenMissing",
 ]

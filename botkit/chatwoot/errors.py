@@ -43,10 +43,24 @@ class ChatwootError(Exception):
 
 
 class InvalidToken(ChatwootError):
-    advice = "Check the token setting: it must be the agent bot's (or the user's) access token, unchanged."
+    """401 "Invalid Access Token": the header came, the token is unknown (access_token_auth_helper.rb)."""
+
+    advice = ("Chatwoot knows no such token: set CHATWOOT_BOT_TOKEN to the agent bot's current access token "
+              "(a reset in Chatwoot or `botkit bots reset-token` replaces the old one).")
+
+
+class TokenMissing(InvalidToken):
+    """401 `{"errors": ["You need to sign in or sign up before continuing."]}`: no token header reached Rails
+    (devise_token_auth's answer, `app/controllers/api/base_controller.rb`)."""
+
+    advice = ("No access token reached Chatwoot: set CHATWOOT_BOT_TOKEN, and check that no proxy in front of "
+              "Chatwoot drops the api-access-token header.")
 
 
 class NotAuthorizedForBots(ChatwootError):
+    """401: the endpoint is not in the bot allow-list (`BOT_ACCESSIBLE_ENDPOINTS`); a platform app's token
+    gets the same answer on any application API endpoint."""
+
     advice = (
         "An agent bot token may not call this endpoint: use an administrator's user token for it, "
         "or upgrade Chatwoot (conversation show and labels need 4.14.2+, typing 4.11.2+)."
@@ -54,7 +68,37 @@ class NotAuthorizedForBots(ChatwootError):
 
 
 class PermissionDenied(ChatwootError):
+    """Chatwoot refused this token here (401 or 403). The subclasses name the cause."""
+
+    advice = "Chatwoot refused this token for this request; its answer says why."
+
+
+class NotPermitted(PermissionDenied):
+    """401 "You are not authorized to do this action": a policy (Pundit) refused the token's user."""
+
     advice = "The token's user lacks the permission; bot management needs an administrator's token."
+
+
+class AccountSuspended(PermissionDenied):
+    """401 "Account is suspended" (`ensure_current_account_helper.rb`): `account.active?` is false."""
+
+    advice = ("The Chatwoot account is suspended: nothing the bot does there works until a Chatwoot super admin "
+              "reactivates it.")
+
+
+class BotNotInAccount(PermissionDenied):
+    """401 "Bot is not authorized to access this account": another account, where the bot is connected to no
+    inbox (`ensure_current_account_helper.rb#account_accessible_for_bot?`)."""
+
+    advice = ("The agent bot is connected to no inbox of this account: connect it to one of the account's inboxes "
+              "(botkit provision), or check the account id.")
+
+
+class NotInAccount(PermissionDenied):
+    """401 "You are not authorized to access this account": the token's user is not a member of it."""
+
+    advice = ("The token's user is not a member of this account: check CHATWOOT_ACCOUNT_ID, or use a token of "
+              "that account.")
 
 
 class NotFound(ChatwootError):
@@ -127,17 +171,28 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# Chatwoot's 401 texts toward a token, in the order Rails checks them (CHANNELS: api/base_controller.rb, then
+# access_token_auth_helper.rb, then ensure_current_account_helper.rb, then Pundit).
+_REFUSALS: tuple[tuple[str, type[ChatwootError]], ...] = (
+    ("sign in or sign up", TokenMissing),
+    ("invalid access token", InvalidToken),
+    ("invalid access_token", InvalidToken),  # the platform API's spelling
+    ("not authorized for bots", NotAuthorizedForBots),
+    ("account is suspended", AccountSuspended),
+    ("bot is not authorized to access this account", BotNotInAccount),
+    ("not authorized to access this account", NotInAccount),
+    ("not authorized to do this action", NotPermitted),
+)
+
+
 def error_for_response(response: httpx.Response, endpoint: str, secrets: Iterable[str] = ()) -> ChatwootError:
     """The typed error for a non-2xx answer."""
     status = response.status_code
     text = _error_text(response, secrets)
     cls: type[ChatwootError]
-    if status == 401 and "not authorized for bots" in text:
-        cls = NotAuthorizedForBots
-    elif status == 401 and "Invalid Access Token" in text:
-        cls = InvalidToken
-    elif status in (401, 403):
-        cls = PermissionDenied
+    if status in (401, 403):
+        folded = text.casefold()
+        cls = next((c for phrase, c in _REFUSALS if phrase in folded), PermissionDenied)
     elif status == 404:
         cls = NotFound
     elif status == 422:

@@ -24,7 +24,17 @@ from typing import Any, TextIO
 
 import httpx
 
-from botkit.chatwoot import TOKEN_HEADER, InvalidToken, NotAuthorizedForBots, NotFound, error_for_response
+from botkit.chatwoot import (
+    TOKEN_HEADER,
+    BotNotInAccount,
+    InvalidToken,
+    NotAuthorizedForBots,
+    NotFound,
+    NotInAccount,
+    PermissionDenied,
+    TokenMissing,
+    error_for_response,
+)
 from botkit.commands.provision import private_url_warning
 from botkit.config import ConfigError, Settings, load_settings
 from botkit.security import signed_headers
@@ -127,6 +137,10 @@ async def _token(http: httpx.AsyncClient, settings: Settings, checks: list[Check
             reached.append(action)
             continue
         error = error_for_response(response, action, secrets=[token])
+        if isinstance(error, TokenMissing):
+            checks.append(Check(FAIL, f"Chatwoot received no token ({error.detail!r}): check that no proxy in "
+                                      "front of Chatwoot drops the api-access-token header."))
+            return
         if isinstance(error, InvalidToken):
             checks.append(Check(FAIL, "CHATWOOT_BOT_TOKEN is not a valid access token: copy the agent bot's token "
                                       "again (botkit bots reset-token ID prints a new one)."))
@@ -134,10 +148,14 @@ async def _token(http: httpx.AsyncClient, settings: Settings, checks: list[Check
         if isinstance(error, NotAuthorizedForBots):
             missing.append((f"{action} ({needed_for})", required))
             continue
-        if response.status_code in (401, 403):
-            checks.append(Check(FAIL, f"the token may not act in account {account} (HTTP {response.status_code}): "
+        if isinstance(error, BotNotInAccount | NotInAccount):
+            checks.append(Check(FAIL, f"the token may not act in account {account} ({error.detail!r}): "
                                       f"connect the agent bot to an inbox of account {account}, or set "
                                       "CHATWOOT_ACCOUNT_ID to its account."))
+            return
+        if isinstance(error, PermissionDenied):
+            checks.append(Check(FAIL, f"account {account}: Chatwoot answered {error.detail!r} "
+                                      f"(HTTP {response.status_code}). {error.advice}"))
             return
         checks.append(Check(FAIL, f"probing {action} answered HTTP {response.status_code}: {error.detail}"))
         return

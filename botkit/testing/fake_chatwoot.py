@@ -10,7 +10,9 @@
 It runs in-process too (`fake.transport()`, an httpx.ASGITransport), or in a background thread for
 synchronous code such as the CLI (`with fake.serve_in_thread(): ...`).
 
-What it reproduces: paths and bodies; `api_access_token` auth with `401 {"error":"Invalid Access Token"}`;
+What it reproduces: paths and bodies; `api_access_token` auth with `401 {"error":"Invalid Access Token"}`, and
+for a missing header devise's `401 {"errors":["You need to sign in or sign up before continuing."]}`;
+suspended accounts (`suspend_account`: `401 {"error":"Account is suspended"}`);
 the agent-bot allow-list (`401 {"error":"Access to this endpoint is not authorized for bots"}`), which can
 be narrowed to an older release's; a bot may only touch accounts it belongs to or where it is connected to
 an inbox; bot management for administrators only; `404 {"error":"Resource could not be found"}`; 422s for invalid rich
@@ -63,6 +65,7 @@ BOT_ENDPOINTS_BEFORE_4_11_2 = BOT_ENDPOINTS_BEFORE_4_14_2 - {"conversations#togg
 INVALID_TOKEN = "Invalid Access Token"  # noqa: S105 (an error text, not a token)
 NOT_FOR_BOTS = "Access to this endpoint is not authorized for bots"
 NOT_FOUND = "Resource could not be found"
+SIGN_IN = "You need to sign in or sign up before continuing."
 STATUSES = ("open", "resolved", "pending", "snoozed")
 PRIORITIES = (None, "low", "medium", "high", "urgent")
 CONTENT_TYPES = ("text", "input_text", "input_textarea", "input_email", "input_select", "cards", "form",
@@ -321,6 +324,7 @@ class FakeChatwoot(LoopbackFake):
         self._message_window = SlidingWindow(60.0, clock)
         self._ids = itertools.count(1000)
         self.accounts: set[int] = set()
+        self.suspended_accounts: set[int] = set()
         self.inboxes: dict[int, Inbox] = {}
         self.teams: dict[int, Team] = {}
         self.users: dict[int, User] = {}
@@ -355,6 +359,10 @@ class FakeChatwoot(LoopbackFake):
 
     def add_account(self, account_id: int) -> None:
         self.accounts.add(account_id)
+
+    def suspend_account(self, account_id: int | None = None) -> None:
+        """Every request into the account answers 401 "Account is suspended" (`account.active?` is false)."""
+        self.suspended_accounts.add(account_id or self.account_id)
 
     def add_user(self, account_id: int | None = None, user_id: int | None = None, *, name: str = "Agent",
                  administrator: bool = False, token: str | None = None) -> User:
@@ -600,6 +608,8 @@ class FakeChatwoot(LoopbackFake):
             if principal is None or principal.kind != "platform":
                 raise ChatwootReply(_error(401, "Invalid access_token"))
             return principal
+        if not token:  # devise_token_auth's answer, an `errors` array (api/base_controller.rb)
+            raise ChatwootReply(JSONResponse({"errors": [SIGN_IN]}, status_code=401))
         if principal is None:
             raise ChatwootReply(_error(401, INVALID_TOKEN))
         if principal.kind == "bot" and action not in self.bot_endpoints:
@@ -607,6 +617,8 @@ class FakeChatwoot(LoopbackFake):
         account_id = request.path_params["account_id"]
         if account_id not in self.accounts:
             raise ChatwootReply(_error(404, NOT_FOUND))
+        if account_id in self.suspended_accounts:  # ensure_current_account_helper.rb: before who may enter
+            raise ChatwootReply(_error(401, "Account is suspended"))
         if principal.kind == "platform":
             raise ChatwootReply(_error(401, "You are not authorized to access this account"))
         if principal.kind == "user" and principal.user and principal.user.account_id != account_id:
