@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench i18n clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check botkit bots tests bench
+
+# After changing a marked string (ctx.t, ctx.t_agents, N_): extract, merge into each language, compile the .mo.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -w 120 -k t -k t_agents -k N_ --sort-by-file --project botkit \
+		-o botkit/locales/botkit.pot botkit bots
+	$(BIN)/pybabel update --quiet -w 120 -D botkit -i botkit/locales/botkit.pot -d botkit/locales
+	$(BIN)/pybabel compile --quiet -D botkit -d botkit/locales
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py

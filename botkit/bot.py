@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from botkit import events, metrics
+from botkit import events, i18n, metrics
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
 from botkit.store.base import Job
@@ -96,6 +96,8 @@ class Bot:
         typing_after: float | None = 1.0,
         when_cannot_reply: str = "skip",
         handoff_on_failure: bool = True,
+        language: str | None = None,
+        locales: str | Sequence[str] = (),
     ) -> None:
         if when_cannot_reply not in ("skip", "handoff"):
             raise ValueError("when_cannot_reply must be 'skip' or 'handoff'")
@@ -107,6 +109,10 @@ class Bot:
         self.typing_after = typing_after
         self.when_cannot_reply = when_cannot_reply
         self.handoff_on_failure = handoff_on_failure
+        # botkit's catalogue plus the bot's own (`locales`: directories of <lang>/LC_MESSAGES/messages.mo)
+        self.catalogue = i18n.Catalogue([locales] if isinstance(locales, str) else locales)
+        self.language = _language_setting(language, "Bot(language=...)")  # every contact in this one, if set
+        self.default_language = self.language or i18n.DEFAULT_LANGUAGE  # BOTKIT_LANGUAGE once bound
         self.runtime: Any = None
 
     # decorators ---------------------------------------------------------------------------------------
@@ -166,6 +172,8 @@ class Bot:
         settings = getattr(runtime, "settings", None)
         if settings is not None and settings.botkit_teams:
             self._teams = {**{fold(k): v for k, v in settings.teams.items()}, **self._teams}
+        if settings is not None and self.language is None:
+            self.default_language = settings.botkit_language
 
     async def startup(self) -> None:
         for handler in self.handlers:
@@ -282,8 +290,18 @@ class Bot:
             return
         ctx = Context(event, job, self, state={}, journal=await self.runtime.store.journal(job.key))
         ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
-        await ctx.handoff(note=f"The bot could not handle this conversation ({type(error).__name__}); "
-                               "it is yours now.", reason="dead_letter")
+        await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "
+                                                   "it is yours now."), error=type(error).__name__),
+                          reason="dead_letter")
+
+
+def _language_setting(language: str | None, where: str) -> str | None:
+    if language is None:
+        return None
+    normalized = i18n.normalize(language)
+    if normalized is None:
+        raise ConfigError(f"{where} must be a language such as en, pt_BR, es, fr or de (it is {language!r}).")
+    return normalized
 
 
 def _bind(middleware: Middleware, call_next: Next) -> Next:

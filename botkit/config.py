@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     botkit_handlers: str | None = None
     botkit_teams: str | None = None
     botkit_bots_file: str | None = None
+    botkit_language: str = "en"  # contacts whose language Chatwoot does not give, and notes to agents
 
     # Logs
     botkit_log_level: str = "INFO"
@@ -102,6 +103,16 @@ class Settings(BaseSettings):
         if ":" not in value:
             raise ValueError("must be module:attribute, e.g. bots.support_router:bot")
         return value
+
+    @field_validator("botkit_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        from botkit.i18n import normalize
+
+        normalized = normalize(value)
+        if normalized is None:
+            raise ValueError("must be a language such as en, pt_BR, es, fr or de")
+        return normalized
 
     @field_validator("botkit_log_format")
     @classmethod

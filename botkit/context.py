@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botkit import events, metrics
+from botkit import events, i18n, metrics
 from botkit.store.base import Job
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class Context:
         self._step = 0
         self.handed_off = False
         self._typing = False  # shown by this event: only then is there something to turn off
+        self._language: str | None = None
 
     # what and who -------------------------------------------------------------------------------------
     @property
@@ -96,6 +97,28 @@ class Context:
             return self.message.submitted_email or ""
         return self.message.content or "" if self.message else ""
 
+    # languages ----------------------------------------------------------------------------------------
+    @property
+    def language(self) -> str:
+        """The contact's language as a catalogue language ("pt_BR", "es", ...): the bot's own if it has one,
+        else what Chatwoot says of the contact (botkit/i18n.py), else the bot's default (BOTKIT_LANGUAGE)."""
+        if self._language is None:
+            bot = self.bot
+            self._language = bot.language or bot.catalogue.language_for(self.event, bot.default_language)
+        return self._language
+
+    @language.setter
+    def language(self, value: str) -> None:
+        self._language = value
+
+    def t(self, message: str, **values: Any) -> str:
+        """`message` (an English msgid) in the contact's language, `{name}` fields filled from `values`."""
+        return self.bot.catalogue.gettext(self.language, message, **values)
+
+    def t_agents(self, message: str, **values: Any) -> str:
+        """`message` in the agents' language (the bot's default): for private notes."""
+        return self.bot.catalogue.gettext(self.bot.default_language, message, **values)
+
     # actions ------------------------------------------------------------------------------------------
     async def _act(self, name: str, call: Callable[[], Awaitable[Any]],
                    keep: Callable[[Any], Any] | None = None) -> Any:
@@ -125,8 +148,8 @@ class Context:
             if self.bot.when_cannot_reply == "handoff" and not self.handed_off:
                 log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
                          extra=self._log_extra())
-                await self.handoff(note="The bot could not reply: the channel's reply window is closed.",
-                                   reason="reply_window")
+                await self.handoff(note=self.t_agents(i18n.N_(
+                    "The bot could not reply: the channel's reply window is closed.")), reason="reply_window")
             else:
                 log.info("the channel does not accept a reply now; skipping it", extra=self._log_extra())
             return None
@@ -144,7 +167,8 @@ class Context:
         shown = (kind == "input_select" and channel in INPUT_SELECT_CHANNELS) or channel in RICH_CHANNELS
         if kind == "text" or channel is None or shown:
             return payload
-        return {"content": numbered_text(payload), "content_type": "text", "content_attributes": None}
+        return {"content": numbered_text(payload, hint=self.t(MENU_HINT) if kind == "input_select" else None),
+                "content_type": "text", "content_attributes": None}
 
     async def note(self, text: str) -> Any:
         """A private note: agents see it, the contact does not."""
@@ -214,13 +238,19 @@ class Context:
             self.account_id, self.conversation_id, attributes))
 
 
-def numbered_text(payload: dict[str, Any]) -> str:
-    """A rich message as plain text, for channels that do not render it: the question, then numbered items."""
+MENU_HINT = i18n.N_("Reply with the number of your choice.")
+
+
+def numbered_text(payload: dict[str, Any], hint: str | None = None) -> str:
+    """A rich message as plain text, for channels that do not render it: the question, then numbered items,
+    then `hint` (how to answer, in the contact's language) when given."""
     lines = [payload.get("content") or ""]
     for number, item in enumerate((payload.get("content_attributes") or {}).get("items", []), start=1):
         title = item.get("title") or item.get("label") or item.get("name") or ""
         link = item.get("link") or ""
         lines.append(f"{number}. {title}" + (f" {link}" if link else ""))
+    if hint and len(lines) > 1:
+        lines.append(hint)
     return "\n".join(line for line in lines if line)
 
 

@@ -90,7 +90,8 @@ async def test_rich_messages_degrade_to_numbered_text_where_the_channel_cannot_s
         sent = replies(server.fake)[0]
     assert sent["content_type"] == kind
     if kind == "text":
-        assert sent["content"] == "What would you like to do?\n1. Track my order\n2. Talk to a human"
+        assert sent["content"] == ("What would you like to do?\n1. Track my order\n2. Talk to a human\n"
+                                   "Reply with the number of your choice.")
 
 
 @pytest.mark.parametrize(("setting", "expected"), [("skip", []), ("handoff", ["open"])])

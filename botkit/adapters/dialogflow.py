@@ -44,6 +44,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from botkit.bot import MESSAGES, Bot, Handler
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
+from botkit.i18n import N_
 
 log = logging.getLogger("botkit.dialogflow")
 
@@ -161,8 +162,8 @@ class DialogflowHandler(Handler):
         except _Refused as refused:
             log.error("Dialogflow refused the query (%s); handing the conversation to humans", refused.code,
                       extra=ctx._log_extra())
-            await ctx.handoff(note=f"The Dialogflow agent refused the bot's query ({refused.code}: "
-                                   f"{refused.hint}); the conversation is yours.")
+            await ctx.handoff(note=ctx.t_agents(N_("The Dialogflow agent refused the bot's query ({code}: {hint}); "
+                                                   "the conversation is yours."), code=refused.code, hint=refused.hint))
             return True
         result = self.api.result(response)
         log.debug("Dialogflow answered %d messages (fallback=%s, confidence=%.2f)", len(result.messages),
@@ -209,8 +210,8 @@ class DialogflowHandler(Handler):
         except ActionRefused as exc:
             log.warning("Dialogflow asked for a team botkit cannot assign (%s); handing off without it", exc,
                         extra=ctx._log_extra())
-            await ctx.handoff(note=f"The Dialogflow agent asked for team {team!r}, which the bot cannot "
-                                   f"assign ({exc}).")
+            await ctx.handoff(note=ctx.t_agents(N_("The Dialogflow agent asked for team {team}, which the bot "
+                                                   "cannot assign ({reason})."), team=repr(team), reason=str(exc)))
 
     async def _too_many_misses(self, ctx: Context, result: Result) -> bool:
         """Count fallback (or low-confidence) answers in a row; at the limit, hand off instead of answering."""
@@ -229,8 +230,10 @@ class DialogflowHandler(Handler):
         ctx.state.pop(MISSES, None)
         log.info("the Dialogflow agent did not understand %d times in a row; handing off", misses,
                  extra=ctx._log_extra())
-        await ctx.handoff(message=self.settings.fallback_message,
-                          note=f"The Dialogflow agent did not understand the contact {misses} times in a row.")
+        fallback = self.settings.fallback_message
+        await ctx.handoff(message=ctx.t(fallback) if fallback else None,
+                          note=ctx.t_agents(N_("The Dialogflow agent did not understand the contact {count} times "
+                                               "in a row."), count=misses))
         return True
 
     async def _detect(self, request: Any, ctx: Context) -> Any:

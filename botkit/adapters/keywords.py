@@ -10,8 +10,17 @@ in order; the first match wins. Rules come from Python or from a TOML file:
     handoff = true
     labels = ["billing"]
 
+    [[rule]]
+    language = "pt"               # only for contacts writing Portuguese (botkit/i18n.py: how it is known)
+    keywords = ["boleto", "fatura"]
+    reply = "Vou transferir você para a equipe financeira."
+    team = "billing"
+
     [fallback]
     reply = "How can I help you today?"
+
+Replies go through the bot's catalogue (`ctx.t`), so a reply that is a msgid of botkit's catalogue, or of the
+bot's own, reaches each contact in their language; other text is sent as written.
 
 As a plugin (`BOTKIT_HANDLERS=keywords`) it reads its rules from the file BOTKIT_KEYWORDS_FILE names, or
 uses the rules of Chatwoot's Agent Bots guide (billing, technical, human) when none is set.
@@ -27,9 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botkit import i18n
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError
 from botkit.context import Context
+from botkit.i18n import N_
 from botkit.text import fold, keyword_pattern
 
 
@@ -41,12 +52,22 @@ class Rule:
     team: str | int | None = None
     handoff: bool = False
     labels: Sequence[str] = field(default_factory=tuple)
+    language: str | None = None  # only for contacts in this language ("pt" takes pt_BR and pt_PT alike)
 
     def __post_init__(self) -> None:
         if not self.keywords and not self.regex:
             raise ValueError("a rule needs keywords or a regex")
+        if self.language is not None and i18n.normalize(self.language) is None:
+            raise ValueError(f"language {self.language!r} is not a language such as en, pt_BR, es, fr or de")
         self._keywords = keyword_pattern(self.keywords) if self.keywords else None
         self._regex = re.compile(self.regex, re.IGNORECASE) if self.regex else None
+
+    def speaks(self, language: str) -> bool:
+        """Does the rule apply to a contact in `language` (a catalogue language)?"""
+        if self.language is None:
+            return True
+        wanted = i18n.normalize(self.language) or ""
+        return language == wanted or ("_" not in wanted and language.split("_")[0] == wanted)
 
     def matches(self, text: str) -> bool:
         return bool((self._keywords and self._keywords.search(fold(text)))
@@ -83,18 +104,18 @@ class KeywordRouter(Handler):
     async def handle(self, ctx: Context) -> bool:
         text = ctx.text
         for rule in self.rules:
-            if rule.matches(text):
+            if rule.speaks(ctx.language) and rule.matches(text):
                 await self.apply(ctx, rule)
                 return True
         if self.fallback is not None and ctx.event.name == "message_created":
-            await ctx.reply(self.fallback)
+            await ctx.reply(ctx.t(self.fallback))
             return True
         return False
 
     @staticmethod
     async def apply(ctx: Context, rule: Rule) -> None:
         if rule.reply:
-            await ctx.reply(rule.reply)
+            await ctx.reply(ctx.t(rule.reply))
         if rule.labels:
             await ctx.add_labels(*rule.labels)
         if rule.handoff:
@@ -103,19 +124,23 @@ class KeywordRouter(Handler):
             await ctx.assign_team(rule.team)
 
 
-# The custom business logic of Chatwoot's Agent Bots guide: the default bot's rules.
+# The custom business logic of Chatwoot's Agent Bots guide: the default bot's rules, with the guide's English
+# keywords and their words in the catalogue's other languages (pt, es, fr, de); replies in the contact's language.
 GUIDE_RULES = (
-    Rule(keywords=["billing", "payment"], reply="I'm transferring you to our billing team.", team="billing",
-         handoff=True),
-    Rule(keywords=["technical", "bug"], reply="Let me connect you with our technical support team.",
-         team="technical", handoff=True),
-    Rule(keywords=["human", "agent", "person"], reply="Let me connect you with a human agent.", handoff=True),
+    Rule(keywords=["billing", "payment", "cobrança", "pagamento", "fatura", "facturación", "pago", "factura",
+                   "facturation", "paiement", "rechnung", "zahlung"],
+         reply=N_("I'm transferring you to our billing team."), team="billing", handoff=True),
+    Rule(keywords=["technical", "bug", "técnico", "técnica", "technique", "technisch", "fehler"],
+         reply=N_("Let me connect you with our technical support team."), team="technical", handoff=True),
+    Rule(keywords=["human", "agent", "person", "humano", "atendente", "pessoa", "persona", "agente", "humain",
+                   "conseiller", "mensch", "mitarbeiter"],
+         reply=N_("Let me connect you with a human agent."), handoff=True),
 )
-GUIDE_FALLBACK = "How can I help you today? You can ask about billing or technical issues."
+GUIDE_FALLBACK = N_("How can I help you today? You can ask about billing or technical issues.")
 
 
 def _rule_fields(raw: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"keywords", "regex", "reply", "team", "handoff", "labels"}
+    allowed = {"keywords", "regex", "reply", "team", "handoff", "labels", "language"}
     unknown = set(raw) - allowed
     if unknown:
         raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")

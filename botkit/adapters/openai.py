@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
+from botkit.i18n import N_
 
 log = logging.getLogger("botkit.openai")
 
@@ -66,8 +67,9 @@ class OpenAISettings(BaseSettings):
     max_tool_rounds: int = Field(4, ge=0)  # model calls that may follow tool calls, per contact message
     max_calls_per_conversation: int = Field(40, ge=1)
     max_tokens_per_conversation: int = Field(60000, ge=1)
-    fallback_message: str = "Sorry, I can't answer right now. A member of our team will get back to you shortly."
-    handoff_message: str = "I'm handing you over to a member of our team."
+    # sent in the contact's language when the text is a msgid of the bot's catalogue (botkit/i18n.py)
+    fallback_message: str = N_("Sorry, I can't answer right now. A member of our team will get back to you shortly.")
+    handoff_message: str = N_("I'm handing you over to a member of our team.")
 
 
 # tools --------------------------------------------------------------------------------------------------
@@ -352,8 +354,9 @@ class OpenAIHandler(Handler):
                 extra={**_extra(ctx), "failure": failure.kind})
         if ctx.handed_off:
             return
-        await ctx.handoff(message=None if _turn.get().replied else self.settings.fallback_message,
-                          note=f"The assistant could not answer: {failure.sentence}. The conversation is yours now.")
+        await ctx.handoff(message=None if _turn.get().replied else ctx.t(self.settings.fallback_message),
+                          note=ctx.t_agents(N_("The assistant could not answer: {reason}. The conversation is "
+                                               "yours now."), reason=failure.sentence))
 
     # the model ----------------------------------------------------------------------------------------
     async def _ask(self, ctx: Context, system: str, items: list[dict[str, Any]]) -> _Answer:
@@ -459,15 +462,16 @@ class OpenAIHandler(Handler):
             reason: Why, in one sentence, for the agent who takes over.
             team: The team to assign, if one fits.
         """
-        note = f"The assistant handed this conversation over: {reason}"
+        note = ctx.t_agents(N_("The assistant handed this conversation over: {reason}"), reason=reason)
         if team is not None:
             try:
                 ctx.bot.team_id(team)
             except ActionRefused:
-                note += f" (it asked for team {team!r}, which the bot does not know)"
+                note += " " + ctx.t_agents(N_("(it asked for team {team}, which the bot does not know)"),
+                                           team=repr(team))
                 team = None
         await ctx.handoff(team=team, note=note,
-                          message=None if _turn.get().replied else self.settings.handoff_message)
+                          message=None if _turn.get().replied else ctx.t(self.settings.handoff_message))
         return "handed off"
 
     async def _assign_team(self, ctx: Context, team: str) -> str:

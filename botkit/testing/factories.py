@@ -5,6 +5,8 @@ Every factory takes the ids that matter as keywords and any other top-level fiel
     contact_message("I need billing help", conversation_id=7)
     bot_echo("How can I help?")                 # the bot's own reply, as Chatwoot sends it back
     answer("track_order", message_id=9812)      # the contact picked an input_select option
+    contact_message("oi", browser_language="pt-BR")               # a widget contact whose browser is Portuguese
+    contact_message("", attachments=[image("http://127.0.0.1:3000/rails/active_storage/.../parcel.jpg")])
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def _conversation(body: dict[str, Any], conversation: dict[str, Any], *, account
 def _message(name: str, content: str | None, *, message_type: str, sender: dict[str, Any] | None,
              private: bool = False, message_id: int | None = None, account_id: int = 1,
              conversation_id: int = 128, inbox_id: int = 1, status: str = "pending", channel: str | None = None,
-             can_reply: bool = True, assignee_type: str | None = None, **overrides: Any) -> dict[str, Any]:
+             can_reply: bool = True, assignee_type: str | None = None, browser_language: str | None = None,
+             contact_attributes: dict[str, Any] | None = None, attachments: list[dict[str, Any]] | None = None,
+             **overrides: Any) -> dict[str, Any]:
     body = template(name)
     message_id = message_id if message_id is not None else next(_ids)
     body.update(id=message_id, content=content, message_type=message_type, private=private, sender=sender)
@@ -62,6 +66,18 @@ def _message(name: str, content: str | None, *, message_type: str, sender: dict[
     last = body["conversation"]["messages"][0]
     if not private:  # conversation.messages[] holds the last public message, with an integer type
         last.update(id=message_id, content=content, message_type=_TYPES[message_type])
+    if browser_language is not None:  # the widget's Accept-Language (api/v1/widget/base_controller.rb)
+        body["conversation"]["additional_attributes"]["browser_language"] = browser_language
+    if contact_attributes is not None and sender is not None:  # the contact's custom attributes
+        for who in (sender, body["conversation"]["meta"]["sender"]):
+            who["custom_attributes"] = {**who.get("custom_attributes", {}), **contact_attributes}
+    if attachments:
+        for number, attachment in enumerate(attachments):
+            attachment.setdefault("id", message_id * 10 + number)
+            attachment.update(message_id=message_id, account_id=account_id)
+        body["attachments"] = attachments
+        if not private:
+            last["attachments"] = copy.deepcopy(attachments)
     body.update(overrides)
     return body
 
@@ -76,6 +92,32 @@ def _contact() -> dict[str, Any]:
 def contact_message(content: str, **ids: Any) -> dict[str, Any]:
     """The contact wrote `content` (message_created, incoming, public)."""
     return _message("message_created", content, message_type="incoming", sender=_contact(), **ids)
+
+
+def attachment(file_type: str, data_url: str, *, extension: str | None = None, file_size: int = 0,
+               width: int | None = None, height: int | None = None) -> dict[str, Any]:
+    """One element of a message's `attachments`, as `app/models/attachment.rb#push_event_data` builds it:
+    `{id, message_id, file_type, account_id, extension, data_url, thumb_url, file_size, width, height}`
+    (`id`, `message_id` and `account_id` are filled in by the message factory). `file_type` is image, audio,
+    video or file; `thumb_url` is empty for what Active Storage cannot preview."""
+    return {"file_type": file_type, "extension": extension, "data_url": data_url,
+            "thumb_url": data_url if file_type == "image" else "", "file_size": file_size,
+            "width": width, "height": height}
+
+
+def image(data_url: str, *, file_size: int = 48_213, width: int = 1280, height: int = 960) -> dict[str, Any]:
+    """A photo the contact sent (WhatsApp, the widget, ...)."""
+    return attachment("image", data_url, file_size=file_size, width=width, height=height)
+
+
+def audio(data_url: str, *, file_size: int = 9_870) -> dict[str, Any]:
+    """A voice note (WhatsApp sends audio/ogg; Chatwoot's `file_type` is audio)."""
+    return attachment("audio", data_url, file_size=file_size)
+
+
+def file(data_url: str, *, file_size: int = 120_400) -> dict[str, Any]:
+    """A document (a PDF, a spreadsheet, ...): `file_type` file."""
+    return attachment("file", data_url, file_size=file_size)
 
 
 def bot_echo(content: str, **ids: Any) -> dict[str, Any]:
