@@ -4,12 +4,14 @@ from botkit.adapters.keywords import KeywordRouter, Rule
 from botkit.bot import Bot, Handler, Policies
 from botkit.context import Context
 from botkit.events import ConversationEvent, Event, MessageEvent, WebwidgetTriggered
+from botkit.files import File
 
 __all__ = [
     "Bot",
     "Context",
     "ConversationEvent",
     "Event",
+    "File",
     "Handler",
     "KeywordRouter",
     "MessageEvent",

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from botkit import events, i18n, metrics
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
+from botkit.media import Media
 from botkit.store.base import Job
 from botkit.text import fold, keyword_pattern
 
@@ -113,6 +114,7 @@ class Bot:
         self.catalogue = i18n.Catalogue([locales] if isinstance(locales, str) else locales)
         self.language = _language_setting(language, "Bot(language=...)")  # every contact in this one, if set
         self.default_language = self.language or i18n.DEFAULT_LANGUAGE  # BOTKIT_LANGUAGE once bound
+        self.media = Media()  # attachments: fetched, inlined, transcribed (settings once bound)
         self.runtime: Any = None
 
     # decorators ---------------------------------------------------------------------------------------
@@ -174,6 +176,8 @@ class Bot:
             self._teams = {**{fold(k): v for k, v in settings.teams.items()}, **self._teams}
         if settings is not None and self.language is None:
             self.default_language = settings.botkit_language
+        if settings is not None:
+            self.media = Media.from_settings(settings)
 
     async def startup(self) -> None:
         for handler in self.handlers:
@@ -183,6 +187,7 @@ class Bot:
         for handler in self.handlers:
             with contextlib.suppress(Exception):
                 await handler.shutdown()
+        await self.media.aclose()
 
     @property
     def dry_run(self) -> bool:
@@ -242,6 +247,7 @@ class Bot:
         state = await store.get_state(job.lane)
         before = json.dumps(state, sort_keys=True)  # a snapshot: handlers may change nested values in place
         ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
+        await self._transcribe(ctx)
         typing = self._typing_later(ctx) if event.name in MESSAGES else None
         try:
             await self._chain(ctx, handlers)
@@ -251,6 +257,18 @@ class Bot:
             await ctx.typing(False)  # a no-op unless this event showed typing
         if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
             await store.set_state(job.lane, ctx.state)
+
+    async def _transcribe(self, ctx: Context) -> None:
+        """Voice notes become text (`ctx.text`) before any handler runs; once per event, so a retry reuses it."""
+        message = ctx.message
+        if not self.media.transcribes or message is None or ctx.event.name != "message_created":
+            return
+        voices = [a for a in message.attachments if a.file_type == "audio"]
+        if voices:
+            async def transcribe() -> list[str]:
+                return [text for a in voices if (text := await self.media.transcribe(a))]
+
+            ctx.transcripts = await ctx.once("transcribe", transcribe)
 
     def _typing_later(self, ctx: Context) -> asyncio.Task[None] | None:
         """Show typing once a handler has run for `typing_after` seconds."""

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     botkit_bots_file: str | None = None
     botkit_language: str = "en"  # contacts whose language Chatwoot does not give, and notes to agents
 
+    # Attachments the contact sends (botkit/media.py)
+    botkit_max_image_bytes: int = Field(5 * 1024 * 1024, ge=0)  # an image inlined for a model
+    botkit_max_audio_bytes: int = Field(25 * 1024 * 1024, ge=0)  # a voice note sent for transcription
+    botkit_transcription_model: str | None = None  # e.g. whisper-1: voice notes become text before handlers run
+    botkit_transcription_base_url: str | None = None  # an OpenAI-compatible server; OPENAI_BASE_URL when unset
+
     # Logs
     botkit_log_level: str = "INFO"
     botkit_log_format: str = "text"
@@ -75,7 +81,8 @@ class Settings(BaseSettings):
 
     @field_validator("chatwoot_bot_token", "chatwoot_admin_token", "chatwoot_platform_token",
                      "chatwoot_webhook_secret", "botkit_basic_auth", "openai_api_key", "botkit_handlers",
-                     "botkit_teams", "botkit_bots_file", "chatwoot_base_url", mode="before")
+                     "botkit_teams", "botkit_bots_file", "chatwoot_base_url", "botkit_transcription_model",
+                     "botkit_transcription_base_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """`NAME=` in a .env copied from example.env means "not set"."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botkit import events, i18n, metrics
+from botkit.files import File, plan
 from botkit.store.base import Job
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class Context:
         self.handed_off = False
         self._typing = False  # shown by this event: only then is there something to turn off
         self._language: str | None = None
+        self.transcripts: list[str] = []  # the words of the message's voice notes (BOTKIT_TRANSCRIPTION_MODEL)
 
     # what and who -------------------------------------------------------------------------------------
     @property
@@ -89,13 +92,22 @@ class Context:
 
     @property
     def text(self) -> str:
-        """What the contact said: the message, or the value picked in an input_select, or a submitted email."""
+        """What the contact said: the message (and the transcripts of its voice notes), or the value picked in an
+        input_select, or a submitted email."""
         if self.event.name == "message_updated" and self.message is not None:
             if self.submitted:
                 value = self.submitted[0].get("value", self.submitted[0].get("title", ""))
                 return str(value)
             return self.message.submitted_email or ""
-        return self.message.content or "" if self.message else ""
+        if self.message is None:
+            return ""
+        return "\n".join(filter(None, [self.message.content or "", *self.transcripts]))
+
+    @property
+    def images(self) -> list[events.Attachment]:
+        """The images the contact sent with this message."""
+        message = self.message
+        return [a for a in message.attachments if a.file_type == "image"] if message else []
 
     # languages ----------------------------------------------------------------------------------------
     @property
@@ -142,8 +154,12 @@ class Context:
         action replays the same decision instead of asking again and getting another."""
         return await self._act(name, compute, keep=lambda result: result)
 
-    async def reply(self, message: Any, *, echo_id: str | None = None) -> Any:
-        """Send a message to the contact: text, or a rich message (botkit.rich), degraded to what the channel shows."""
+    async def reply(self, message: Any = None, *, files: Sequence[File | str | Path] = (),
+                    echo_id: str | None = None) -> Any:
+        """Send a message to the contact: text, or a rich message (botkit.rich), degraded to what the channel
+        shows, with `files` (botkit.files.File, or paths) attached as multipart. Where the channel cannot take
+        them in one message (WhatsApp, TikTok: botkit/files.py), they go in several, each journaled.
+        Returns the result of the last message sent."""
         if self.conversation is not None and not self.conversation.can_reply:
             if self.bot.when_cannot_reply == "handoff" and not self.handed_off:
                 log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
@@ -153,10 +169,26 @@ class Context:
             else:
                 log.info("the channel does not accept a reply now; skipping it", extra=self._log_extra())
             return None
-        payload = self._payload(message)
+        payload = self._payload(message) if message is not None else None
+        attached = [f if isinstance(f, File) else File.from_path(f) for f in files]
+        if not attached:
+            return await self._send(payload, echo_id)
+        rich = payload is not None and payload["content_type"] != "text"
+        result = None
+        for part in plan(self.channel, payload["content"] if payload else None, attached, rich=rich):
+            if part.files:
+                result = await self._act("reply", lambda part=part: self.chatwoot.send_message(
+                    self.account_id, self.conversation_id, part.text, attachments=part.files, echo_id=echo_id))
+            else:
+                result = await self._send(payload if rich else {**(payload or {}), "content": part.text}, echo_id)
+        return result
+
+    async def _send(self, payload: dict[str, Any] | None, echo_id: str | None) -> Any:
+        if payload is None:
+            raise ValueError("ctx.reply needs a message, files, or both")
         return await self._act("reply", lambda: self.chatwoot.send_message(
-            self.account_id, self.conversation_id, payload["content"], content_type=payload["content_type"],
-            content_attributes=payload["content_attributes"], echo_id=echo_id))
+            self.account_id, self.conversation_id, payload["content"], content_type=payload.get("content_type", "text"),
+            content_attributes=payload.get("content_attributes"), echo_id=echo_id))
 
     def _payload(self, message: Any) -> dict[str, Any]:
         if isinstance(message, str):

@@ -24,9 +24,11 @@ class ConsoleChatwoot:
 
     async def send_message(self, account_id: int, conversation_id: int, content: str | None = None, *,
                            private: bool = False, content_type: str = "text",
-                           content_attributes: dict[str, Any] | None = None, echo_id: str | None = None) -> Any:
+                           content_attributes: dict[str, Any] | None = None, echo_id: str | None = None,
+                           attachments: Any = ()) -> Any:
         kind = "note" if private else "reply" if content_type == "text" else f"reply ({content_type})"
-        return self._say(account_id, conversation_id, f"{kind}: {content}")
+        files = "".join(f" [{f.name}, {f.content_type}]" for f in attachments)
+        return self._say(account_id, conversation_id, f"{kind}: {content}{files}")
 
     async def toggle_status(self, account_id: int, conversation_id: int, status: str, *,
                             snoozed_until: Any = None) -> Any:

@@ -67,6 +67,8 @@ class OpenAISettings(BaseSettings):
     max_tool_rounds: int = Field(4, ge=0)  # model calls that may follow tool calls, per contact message
     max_calls_per_conversation: int = Field(40, ge=1)
     max_tokens_per_conversation: int = Field(60000, ge=1)
+    # the contact's images: off, url (the model fetches Chatwoot's URL), inline (botkit fetches it, as a data URL)
+    images: Literal["off", "url", "inline"] = "url"
     # sent in the contact's language when the text is a msgid of the bot's catalogue (botkit/i18n.py)
     fallback_message: str = N_("Sorry, I can't answer right now. A member of our team will get back to you shortly.")
     handoff_message: str = N_("I'm handing you over to a member of our team.")
@@ -305,7 +307,8 @@ class OpenAIHandler(Handler):
         turn = _turn.get()
         transcript: list[dict[str, str]] = memory["transcript"]
         user = {"role": "user", "content": text}
-        pending: list[dict[str, Any]] = [user]  # this turn's items: the message, tool calls and their results
+        # this turn's items: the message (with its images), tool calls and their results
+        pending: list[dict[str, Any]] = [await self._with_images(ctx, user)]
         system = self.system_prompt(ctx)
         said: list[str] = []
         try:
@@ -338,6 +341,22 @@ class OpenAIHandler(Handler):
             if said:
                 transcript.append({"role": "assistant", "content": "\n".join(said)})
             trim(transcript, self.settings.history_turns, self.settings.history_chars)
+
+    async def _with_images(self, ctx: Context, user: dict[str, Any]) -> dict[str, Any]:
+        """The contact's message with its images as image parts (the transcript keeps the text only)."""
+        mode = self.settings.images
+        if mode == "off" or not ctx.images:
+            return user
+        urls = [url for a in ctx.images if (url := await ctx.bot.media.image_url(a, inline=mode == "inline"))]
+        if not urls:
+            return user
+        if self.settings.api == "responses":
+            parts = [{"type": "input_text", "text": user["content"]},
+                     *({"type": "input_image", "image_url": url} for url in urls)]
+        else:
+            parts = [{"type": "text", "text": user["content"]},
+                     *({"type": "image_url", "image_url": {"url": url}} for url in urls)]
+        return {"role": "user", "content": parts}
 
     def _check_caps(self, memory: dict[str, Any]) -> None:
         settings = self.settings

@@ -32,10 +32,11 @@ client-side token bucket (2400/min by default, below Chatwoot's 3000/min per IP)
 from __future__ import annotations
 
 import asyncio
+import json as _json
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ from botkit.chatwoot.errors import (
     ServerError,
     error_for_response,
 )
+from botkit.files import File
 from botkit.ratelimit import SharedBudget, TokenBucket
 from botkit.rich import RichMessage
 from botkit.transport import AiohttpTransport
@@ -191,6 +193,7 @@ class ChatwootClient(AdminEndpoints):
         *,
         idempotent: bool,
         json: Any = None,
+        files: Sequence[File] = (),
         **params: Any,
     ) -> Any:
         """Send one API request under the retry policy; returns the parsed JSON body ({} when empty).
@@ -198,12 +201,15 @@ class ChatwootClient(AdminEndpoints):
         The first attempt runs outside tenacity: most calls succeed at once, and tenacity's machinery costs
         ~0.1 ms of CPU a call (bench/client.py --cpu). Its failure, if retry-safe, is the first attempt of
         the same policy, with the deadline counted from the first attempt's start.
+
+        With `files`, the body is multipart: `json`'s fields as form fields and each file as `attachments[]`
+        (built anew for each attempt from the bytes in hand).
         """
         endpoint = f"{method} {template}"
         path = template.format(**params)
         began = time.monotonic()
         try:
-            return await self._send_once(method, path, endpoint, json, idempotent)
+            return await self._send_once(method, path, endpoint, json, idempotent, files)
         except ChatwootError as error:
             if not _is_retry_safe(error):
                 raise
@@ -220,23 +226,28 @@ class ChatwootClient(AdminEndpoints):
                 if first_failure is not None:
                     failure, first_failure = first_failure, None
                     raise failure
-                return await self._send_once(method, path, endpoint, json, idempotent)
+                return await self._send_once(method, path, endpoint, json, idempotent, files)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool) -> Any:
+    async def _send_once(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool,
+                         files: Sequence[File] = ()) -> Any:
         queued = time.perf_counter()
         await self.rate_limiter.acquire()
         started = time.perf_counter()
         if started - queued > 0.001:
             self.metrics.chatwoot_throttled(started - queued)
         with _metrics.span("botkit.chatwoot", endpoint=endpoint):
-            return await self._attempt(method, path, endpoint, json, idempotent, started)
+            return await self._attempt(method, path, endpoint, json, idempotent, started, files)
 
     async def _attempt(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool,
-                       started: float) -> Any:
+                       started: float, files: Sequence[File] = ()) -> Any:
+        body: dict[str, Any] = {"json": json}
+        if files:  # multipart: the fields as text, the files as attachments[]
+            body = {"data": {k: _form_value(v) for k, v in (json or {}).items()},
+                    "files": [("attachments[]", (f.name, f.data, f.content_type)) for f in files]}
         try:
             async with self._slots:
-                response = await self._http.request(method, self._url(path), json=json)
+                response = await self._http.request(method, self._url(path), **body)
         except NOT_SENT_ERRORS as exc:
             self.metrics.chatwoot_request(endpoint, "unreachable", time.perf_counter() - started)
             error: ChatwootError = ChatwootUnreachable(
@@ -295,8 +306,10 @@ class ChatwootClient(AdminEndpoints):
         content_type: str = "text",
         content_attributes: dict | None = None,
         echo_id: str | None = None,
+        attachments: Sequence[File] = (),
     ) -> dict:
-        """Post an outgoing message (or a private note); never sent twice."""
+        """Post an outgoing message (or a private note); never sent twice. With `attachments` (botkit.files.File,
+        at most 15) it goes as multipart, as Chatwoot's messages API takes files."""
         body: dict[str, Any] = {"message_type": "outgoing", "private": private, "content_type": content_type}
         if content is not None:
             body["content"] = content
@@ -306,7 +319,7 @@ class ChatwootClient(AdminEndpoints):
             body["echo_id"] = echo_id
         return await self._request(
             "POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages",
-            idempotent=False, json=body, account_id=account_id, conversation_id=conversation_id,
+            idempotent=False, json=body, files=attachments, account_id=account_id, conversation_id=conversation_id,
         )
 
     async def send_note(self, account_id: int, conversation_id: int, content: str) -> dict:
@@ -462,3 +475,10 @@ class ChatwootClient(AdminEndpoints):
             idempotent=True, json={"custom_attributes": attributes},
             account_id=account_id, conversation_id=conversation_id,
         )
+
+
+def _form_value(value: Any) -> str:
+    """A field of a multipart body as Rails reads it: booleans as true/false, objects as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _json.dumps(value) if isinstance(value, dict | list) else str(value)

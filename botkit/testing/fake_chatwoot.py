@@ -18,7 +18,9 @@ be narrowed to an older release's; a bot may only touch accounts it belongs to o
 an inbox; bot management for administrators only; `404 {"error":"Resource could not be found"}`; 422s for invalid rich
 messages and more than 200 messages per conversation per minute ("Too many messages"); an optional
 per-IP request limit answering `429`, text/plain `Retry later`, no Retry-After; integer `message_type`
-and epoch `created_at` in the message create response; state changes that GET shows afterwards.
+and epoch `created_at` in the message create response; state changes that GET shows afterwards; messages
+created as multipart with `attachments[]` files, served back at their `data_url` (`add_file` hosts a file a
+contact "sent", for incoming attachments).
 
 Every request is recorded with the status it was answered (`fake.requests`, `fake.requests_to(...)`), and
 faults can be injected on demand: `fail_next`, `rate_limit_next`, `deny_bots_next`, `delay_next` and
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.parser
+import email.policy
 import fnmatch
 import itertools
 import json
@@ -72,6 +76,11 @@ CONTENT_TYPES = ("text", "input_text", "input_textarea", "input_email", "input_s
                  "article", "incoming_email", "sticker", "integrations")
 MESSAGE_TYPES = {"incoming": 0, "outgoing": 1, "activity": 2, "template": 3}
 FLOOD_LIMIT = 200
+MAX_ATTACHMENTS = 15  # app/models/message.rb
+FILES_PATH = "/rails/active_storage/blobs/redirect"
+# app/helpers/file_type_helper.rb
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp")
+_VIDEO_TYPES = ("video/ogg", "video/mp4", "video/webm", "video/quicktime")
 
 
 def _error(status: int, text: str) -> JSONResponse:
@@ -105,10 +114,49 @@ class RecordedRequest:
     client: str
     body: bytes = b""
     status: int | None = None  # the answer's HTTP status (for a dropped answer: what was applied)
+    files: list[UploadedFile] = field(default_factory=list)  # a multipart body's files (its fields are `json`)
 
     @property
     def token(self) -> str | None:
         return self.headers.get("api_access_token") or self.headers.get("api-access-token")
+
+
+@dataclass
+class UploadedFile:
+    """A file of a multipart request: its form field, file name, media type and bytes."""
+
+    field: str
+    name: str
+    content_type: str
+    data: bytes
+
+    @property
+    def file_type(self) -> str:
+        """Chatwoot's name for its kind (app/helpers/file_type_helper.rb)."""
+        if self.content_type in _IMAGE_TYPES:
+            return "image"
+        if self.content_type in _VIDEO_TYPES:
+            return "video"
+        return "audio" if "audio/" in self.content_type else "file"
+
+
+def parse_multipart(raw: bytes, content_type: str) -> tuple[dict[str, Any], list[UploadedFile]]:
+    """A multipart/form-data body as (fields, files); `name[]` fields become lists, as Rails reads them."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw)
+    fields: dict[str, Any] = {}
+    files: list[UploadedFile] = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition") or ""
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files.append(UploadedFile(name, filename, part.get_content_type(), payload))
+        elif name.endswith("[]"):
+            fields.setdefault(name[:-2], []).append(payload.decode())
+        else:
+            fields[name] = payload.decode()
+    return fields, files
 
 
 @dataclass
@@ -330,6 +378,7 @@ class FakeChatwoot(LoopbackFake):
         self.users: dict[int, User] = {}
         self.bots: dict[int, AgentBot] = {}
         self.conversations: dict[tuple[int, int], Conversation] = {}
+        self.files: dict[str, UploadedFile] = {}  # served at FILES_PATH/<key>/<name>
         self.platform_token = "platform-" + secrets.token_hex(12)
         self.app = Starlette(routes=self._routes(), exception_handlers={404: self._not_found, 405: self._not_found})
         # Seed: one account, an administrator, one inbox and a bot connected to it.
@@ -502,6 +551,18 @@ class FakeChatwoot(LoopbackFake):
                 loop_holder[0].call_soon_threadsafe(stop.set)
             thread.join(10)
 
+    def add_file(self, name: str, data: bytes, content_type: str) -> str:
+        """Host a file (one a contact sent) and return its URL, as a message's `data_url` gives it. Call it
+        once the fake is served (its URL has the port)."""
+        if self.url is None:
+            raise RuntimeError("serve the fake first: a file's URL has the fake's port in it")
+        key = secrets.token_urlsafe(12)
+        self.files[key] = UploadedFile("attachments[]", name, content_type, data)
+        return self._file_url(key, name)
+
+    def _file_url(self, key: str, name: str) -> str:
+        return f"{self.url}{FILES_PATH}/{key}/{name}"
+
     # Request pipeline ---------------------------------------------------------------------------------
 
     def _routes(self) -> list[Route]:
@@ -545,7 +606,17 @@ class FakeChatwoot(LoopbackFake):
         ]
         routes = [Route(path, self._endpoint(action, handler), methods=[method], name=action)
                   for method, path, action, handler in table]
-        return [Route("/api", self._version, methods=["GET"], name="api#index"), *routes]
+        return [Route("/api", self._version, methods=["GET"], name="api#index"),
+                Route(FILES_PATH + "/{key}/{name}", self._serve_file, methods=["GET"], name="blobs#show"), *routes]
+
+    async def _serve_file(self, request: Request) -> Response:
+        """An attachment's `data_url`, unauthenticated as Active Storage's signed URLs are."""
+        recorded = await self._record(request)
+        stored = self.files.get(request.path_params["key"])
+        recorded.status = 200 if stored is not None else 404
+        if stored is None:
+            return _error(404, NOT_FOUND)
+        return Response(stored.data, media_type=stored.content_type)
 
     async def _version(self, request: Request) -> Response:
         """`GET /api`, unauthenticated: what Chatwoot answers about itself (ApiController#index)."""
@@ -559,13 +630,17 @@ class FakeChatwoot(LoopbackFake):
 
     async def _record(self, request: Request) -> RecordedRequest:
         raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        files: list[UploadedFile] = []
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            body, files = parse_multipart(raw, request.headers["content-type"])
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
         client = request.client.host if request.client else "unknown"
         recorded = RecordedRequest(request.method, request.url.path, dict(request.headers), body, time.time(),
-                                   client, raw)
+                                   client, raw, files=files)
         self.requests.append(recorded)
         return recorded
 
@@ -821,7 +896,15 @@ class FakeChatwoot(LoopbackFake):
 
     async def _create_message(self, request: Request, principal: Principal) -> Response:
         conversation = self._find_conversation(request)
-        body = await self._json(request)
+        files: list[UploadedFile] = []
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            body, files = parse_multipart(await request.body(), request.headers["content-type"])
+            body["private"] = body.get("private") in ("true", "1")  # ActiveRecord's boolean cast
+        else:
+            body = await self._json(request)
+        if len(files) > MAX_ATTACHMENTS:
+            raise ChatwootReply(_error(422, f"Validation failed: Attachments exceeded the limit of "
+                                            f"{MAX_ATTACHMENTS}"))
         content_type = body.get("content_type") or "text"
         if content_type not in CONTENT_TYPES:
             raise ChatwootReply(_error(422, f"'{content_type}' is not a valid content_type"))
@@ -832,9 +915,10 @@ class FakeChatwoot(LoopbackFake):
             raise ChatwootReply(_error(422, f"'{body.get('message_type')}' is not a valid message_type"))
         if self._message_window.count((conversation.account_id, conversation.id)) >= self.messages_per_minute:
             raise ChatwootReply(_error(422, "Too many messages"))
-        return JSONResponse(self._store_message(conversation, principal, body))
+        return JSONResponse(self._store_message(conversation, principal, body, files))
 
-    def _store_message(self, conversation: Conversation, principal: Principal, body: dict[str, Any]) -> dict:
+    def _store_message(self, conversation: Conversation, principal: Principal, body: dict[str, Any],
+                       files: list[UploadedFile] | None = None) -> dict:
         self._message_window.add((conversation.account_id, conversation.id))
         sender: dict[str, Any] | None = None
         if principal.kind == "bot" and principal.bot:
@@ -857,8 +941,20 @@ class FakeChatwoot(LoopbackFake):
         }
         if body.get("echo_id") is not None:
             message["echo_id"] = body["echo_id"]
+        if files:  # app/models/attachment.rb#push_event_data
+            message["attachments"] = [self._attachment(message["id"], conversation.account_id, f) for f in files]
         conversation.messages.append(message)
         return message
+
+    def _attachment(self, message_id: int, account_id: int, uploaded: UploadedFile) -> dict[str, Any]:
+        key = secrets.token_urlsafe(12)
+        self.files[key] = uploaded
+        url = self._file_url(key, uploaded.name)
+        extension = uploaded.name.rpartition(".")[2] if "." in uploaded.name else None
+        return {"id": self._next_id(), "message_id": message_id, "file_type": uploaded.file_type,
+                "account_id": account_id, "extension": extension, "data_url": url,
+                "thumb_url": url if uploaded.file_type == "image" else "", "file_size": len(uploaded.data),
+                "width": None, "height": None}
 
     def _store_activity(self, conversation: Conversation, content: str) -> None:
         conversation.messages.append({

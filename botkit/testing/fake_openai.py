@@ -12,6 +12,9 @@ any OpenAI-compatible server:
         client = AsyncOpenAI(base_url=fake.base_url, api_key="test")
         ...
     fake.requests[0].retry_count                           # from the x-stainless-retry-count header
+    fake.requests[0].images                                # the image parts the model was given
+    fake.transcribe("where is my parcel")                  # the next /v1/audio/transcriptions answer
+    fake.transcriptions[0].data                            # the audio it was sent
 
 Each request to /v1/chat/completions or /v1/responses takes the next scripted answer and renders it in that
 API's shape. With the script empty it answers `default` (when set) or 400, which the client does not retry,
@@ -70,6 +73,16 @@ class Answer:
 
 
 @dataclass
+class TranscriptionRequest:
+    """One `/v1/audio/transcriptions` request: the model named and the file sent."""
+
+    model: str
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
 class ModelRequest:
     """One request as the fake received it."""
 
@@ -102,6 +115,19 @@ class ModelRequest:
         items = [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
         return ([{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []) + items
 
+    @property
+    def images(self) -> list[str]:
+        """The image URLs (or data URLs) the request gave the model, in order, in either API's shape."""
+        found = []
+        for item in self.conversation:
+            content = item.get("content")
+            for part in content if isinstance(content, list) else []:
+                if part.get("type") == "image_url":
+                    found.append(part["image_url"]["url"])
+                elif part.get("type") == "input_image":
+                    found.append(part["image_url"])
+        return found
+
 
 class FakeOpenAI(LoopbackFake):
     def __init__(self, *, api_key: str | None = None, default: str | None = None, delay: float = 0.0) -> None:
@@ -110,6 +136,8 @@ class FakeOpenAI(LoopbackFake):
         self.default_delay = delay
         self.script: deque[Answer] = deque()
         self.requests: list[ModelRequest] = []
+        self.transcripts: deque[str] = deque()
+        self.transcriptions: list[TranscriptionRequest] = []
         self.url: str | None = None
         self._ids = itertools.count(1)
         self.stopping = asyncio.Event()
@@ -117,6 +145,7 @@ class FakeOpenAI(LoopbackFake):
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/responses", self._responses, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
         ])
 
     # scripting ----------------------------------------------------------------------------------------
@@ -137,6 +166,10 @@ class FakeOpenAI(LoopbackFake):
         """Answer the next `times` requests with an OpenAI-shaped error (429, 500, 401, ...)."""
         headers = {"retry-after-ms": str(retry_after_ms)} if retry_after_ms is not None else {}
         return self._add(Answer(status=status, code=code, headers=headers, delay=delay), times)
+
+    def transcribe(self, text: str) -> None:
+        """The text of the next transcription (with none scripted, a transcription gets 400)."""
+        self.transcripts.append(text)
 
     def _add(self, answer: Answer, times: int) -> Answer:
         self.script.extend([answer] * times)
@@ -210,6 +243,22 @@ class FakeOpenAI(LoopbackFake):
                       "total_tokens": answer.prompt_tokens + answer.completion_tokens,
                       "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
         })
+
+    async def _transcriptions(self, request: Request) -> Response:
+        """`POST /v1/audio/transcriptions`: multipart `file` and `model`; answers `{"text": ...}` (json format)."""
+        from botkit.testing.fake_chatwoot import parse_multipart
+
+        if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401)
+        fields, files = parse_multipart(await request.body(), request.headers.get("content-type", ""))
+        upload = next((f for f in files if f.field == "file"), None)
+        if upload is None or "model" not in fields:
+            return _error(400, message="The request needs a file and a model.")
+        self.transcriptions.append(TranscriptionRequest(fields["model"], upload.name, upload.content_type,
+                                                        upload.data))
+        if not self.transcripts:
+            return _error(400, message="FakeOpenAI has no scripted transcript left for this request.")
+        return JSONResponse({"text": self.transcripts.popleft()})
 
     async def _take(self, request: Request) -> tuple[dict[str, Any], Answer | Response]:
         """Record the request, take the next answer, wait its delay; an error or auth failure as a Response."""
