@@ -5,6 +5,7 @@ from botkit.bot import Bot, Handler, Policies
 from botkit.context import Context
 from botkit.events import ConversationEvent, Event, MessageEvent, WebwidgetTriggered
 from botkit.files import File
+from botkit.router import Router
 
 __all__ = [
     "Bot",
@@ -16,6 +17,7 @@ __all__ = [
     "KeywordRouter",
     "MessageEvent",
     "Policies",
+    "Router",
     "Rule",
     "WebwidgetTriggered",
 ]

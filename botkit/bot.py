@@ -1,9 +1,11 @@
 """Bot: policies decide whether an event is the bot's business, then middleware wraps the handler chain.
 
-Chatwoot sends a bot everything (FACTS.md section 2): its own replies, agents' replies, private notes,
-templates, delivery-status updates, and events of conversations a human already owns. The policies drop all
-of that before any handler runs, each switchable per bot. Handlers run in order; the first that answers
-True ends the chain, so "keywords first, then the LLM" is a list of two.
+Chatwoot sends a bot everything (`app/listeners/agent_bot_listener.rb`): its own replies, agents' replies,
+private notes, templates, delivery-status updates, and events of conversations a human already owns. The
+policies drop all of that before any handler runs, each switchable per bot. Handlers run in order under one
+rule (botkit.router): returning `False` passes the event on, anything else ends the chain, so "keywords
+first, then the LLM" is a list of two. The bot's decorated functions (`@bot.on_message`, ...) sit in its own
+router, which runs before that list; a handler after a catch-all stops start-up (`check_order`).
 """
 
 from __future__ import annotations
@@ -12,45 +14,23 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from botkit import events, i18n, metrics
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
 from botkit.media import Media
+from botkit.router import MESSAGES, Handler, Router, check_order, passes
 from botkit.store.base import Job
-from botkit.text import fold, keyword_pattern
+from botkit.text import fold
 
 log = logging.getLogger("botkit.bot")
 
-MESSAGES = frozenset({"message_created", "message_updated"})
-
 Next = Callable[[Context], Awaitable[bool]]
 Middleware = Callable[[Context, Next], Awaitable[bool]]
-
-
-class Handler:
-    """A step of a bot's handler chain. Override `handle`; answer True when the event was handled."""
-
-    name: ClassVar[str] = ""
-    events: ClassVar[frozenset[str]] = MESSAGES  # the events this handler wants to see
-
-    async def startup(self, bot: Bot) -> None:
-        """Called once when the server starts (open clients, check settings)."""
-
-    async def shutdown(self) -> None:
-        """Called once when the server stops."""
-
-    async def handle(self, ctx: Context) -> bool:
-        raise NotImplementedError
-
-    @property
-    def label(self) -> str:
-        return self.name or type(self).__name__
 
 
 @dataclass
@@ -60,27 +40,6 @@ class Policies:
     incoming_only: bool = True  # message_created: only the contact's public messages
     pending_only: bool = True  # only while the conversation is the bot's (pending, no human assignee)
     answers_only: bool = True  # message_updated: only when it carries the contact's answer to a rich message
-
-
-class FunctionHandler(Handler):
-    """A handler made from a decorated function and a matcher."""
-
-    def __init__(self, fn: Callable[[Context], Awaitable[Any]], matches: Callable[[Context], bool],
-                 wanted: Iterable[str], name: str) -> None:
-        self.fn = fn
-        self.matches = matches
-        self.events = frozenset(wanted)  # type: ignore[misc]
-        self._name = name
-
-    @property
-    def label(self) -> str:
-        return self._name
-
-    async def handle(self, ctx: Context) -> bool:
-        if not self.matches(ctx):
-            return False
-        result = await self.fn(ctx)
-        return result is not False  # a function that returns nothing handled the event
 
 
 class Bot:
@@ -104,6 +63,7 @@ class Bot:
             raise ValueError("when_cannot_reply must be 'skip' or 'handoff'")
         self.name = name
         self.handlers: list[Handler] = list(handlers)
+        self.router = Router(name)  # where @bot.on_message and the other decorators register
         self.middleware: list[Middleware] = list(middleware)
         self.policies = policies or Policies()
         self._teams = {fold(k): v for k, v in (teams or {}).items()}
@@ -117,50 +77,28 @@ class Bot:
         self.media = Media()  # attachments: fetched, inlined, transcribed (settings once bound)
         self.runtime: Any = None
 
-    # decorators ---------------------------------------------------------------------------------------
+    # decorators: they register into the bot's own router, which runs before the handlers given here -------
+    @property
+    def chain(self) -> list[Handler]:
+        """The handler chain, in order: the bot's own router (its decorated functions), then `handlers`."""
+        return [self.router, *self.handlers]
+
     def on_message(self, *keywords: str, regex: str | None = None,
                    when: Callable[[Context], bool] | None = None) -> Callable[[Any], Any]:
         """Run the function for the contact's messages matching any keyword, the regex, or the predicate."""
-        pattern = keyword_pattern(keywords) if keywords else None
-        compiled = re.compile(regex, re.IGNORECASE) if regex else None
-
-        def matches(ctx: Context) -> bool:
-            text = ctx.text
-            return ((pattern is None or bool(pattern.search(fold(text))))
-                    and (compiled is None or bool(compiled.search(text)))
-                    and (when is None or when(ctx)))
-
-        return self._register(matches, MESSAGES)
+        return self.router.on_message(*keywords, regex=regex, when=when)
 
     def on_event(self, *names: str) -> Callable[[Any], Any]:
         """Run the function for these events (conversation_resolved, webwidget_triggered, ...)."""
-        unknown = set(names) - events.KNOWN_EVENTS
-        if unknown:
-            raise ValueError(f"Chatwoot sends bots no event named {', '.join(sorted(unknown))}")
-        return self._register(lambda ctx: True, names)
+        return self.router.on_event(*names)
 
     def on_answer(self, *values: str) -> Callable[[Any], Any]:
         """Run the function when the contact picks one of these values in a rich message (any, if none given)."""
-        wanted = {fold(v) for v in values}
-
-        def matches(ctx: Context) -> bool:
-            answers = {fold(str(a.get("value", a.get("title", "")))) for a in ctx.submitted}
-            if ctx.message is not None and ctx.message.submitted_email:
-                answers.add(fold(ctx.message.submitted_email))
-            return bool(answers) and (not wanted or bool(answers & wanted))
-
-        return self._register(matches, {"message_updated"})
+        return self.router.on_answer(*values)
 
     def fallback(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
-        """Run the function for any message no earlier handler took."""
-        return self._register(lambda ctx: True, MESSAGES)(fn)
-
-    def _register(self, matches: Callable[[Context], bool], wanted: Iterable[str]) -> Callable[[Any], Any]:
-        def decorate(fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
-            self.handlers.append(FunctionHandler(fn, matches, wanted, fn.__name__))
-            return fn
-
-        return decorate
+        """Run the function for any message no earlier handler took (a catch-all: nothing may come after it)."""
+        return self.router.fallback(fn)
 
     def use(self, middleware: Middleware) -> Middleware:
         """Add a middleware: `async def mw(ctx, call_next) -> bool`. Usable as a decorator."""
@@ -180,14 +118,19 @@ class Bot:
             self.media = Media.from_settings(settings)
 
     async def startup(self) -> None:
-        for handler in self.handlers:
+        """Check the chain's order (ConfigError: a handler after a catch-all), then start every handler."""
+        check_order(self.name, self._leaves())
+        for handler in self.chain:
             await handler.startup(self)
 
     async def shutdown(self) -> None:
-        for handler in self.handlers:
+        for handler in self.chain:
             with contextlib.suppress(Exception):
                 await handler.shutdown()
         await self.media.aclose()
+
+    def _leaves(self) -> list[Handler]:
+        return [leaf for handler in self.chain for leaf in handler.leaves()]
 
     @property
     def dry_run(self) -> bool:
@@ -240,7 +183,7 @@ class Bot:
         if not self.admits(event):
             log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
             return
-        handlers = [h for h in self.handlers if event.name in h.events]
+        handlers = [h for h in self._leaves() if event.name in h.events]
         if not handlers:
             return
         store = self.runtime.store
@@ -287,10 +230,10 @@ class Bot:
                 started = time.perf_counter()
                 with metrics.of(self.runtime).handling(handler.label):  # times, counts errors, names it in logs
                     handled = await handler.handle(ctx)
-                log.debug("%s %s in %.1f ms", handler.label, "handled the event" if handled else "passed",
+                log.debug("%s %s in %.1f ms", handler.label, "passed" if passes(handled) else "handled the event",
                           (time.perf_counter() - started) * 1000,
                           extra={"delivery_id": ctx.job.delivery_id, "handler": handler.label})
-                if handled:
+                if not passes(handled):
                     return True
             return False
 

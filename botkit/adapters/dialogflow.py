@@ -151,6 +151,11 @@ class DialogflowHandler(Handler):
             await self.client.transport.close()
 
     # handling -----------------------------------------------------------------------------------------
+    @property
+    def takes_all(self) -> frozenset[str]:
+        """The agent answers every message that has text (its fallback intent included)."""
+        return self.events
+
     async def handle(self, ctx: Context) -> bool:
         query = query_text(ctx)
         if not query:

@@ -98,6 +98,11 @@ class KeywordRouter(Handler):
         path = os.environ.get("BOTKIT_KEYWORDS_FILE")
         return cls.from_toml(path) if path else cls(GUIDE_RULES, fallback=GUIDE_FALLBACK)
 
+    @property
+    def takes_all(self) -> frozenset[str]:
+        """With a fallback reply, every new message is answered: nothing after this router sees one."""
+        return frozenset({"message_created"}) if self.fallback is not None else frozenset()
+
     async def startup(self, bot: Bot) -> None:
         bot.check_teams(str(r.team) for r in self.rules if r.team is not None)
 

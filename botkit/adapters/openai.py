@@ -284,6 +284,11 @@ class OpenAIHandler(Handler):
             self.client = None
 
     # handling -----------------------------------------------------------------------------------------
+    @property
+    def takes_all(self) -> frozenset[str]:
+        """The model answers every message that has text: nothing after this handler sees one."""
+        return self.events
+
     async def handle(self, ctx: Context) -> bool:
         text = contact_text(ctx)
         if not text:
