@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "botkit.commands.devtools",
     "botkit.commands.doctor",
     "botkit.commands.scaffold",
+    "botkit.commands.kb",
 ]
 
 

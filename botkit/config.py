@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,10 +79,18 @@ class Settings(BaseSettings):
     # OpenAI (read by the OpenAI handler)
     openai_api_key: SecretStr | None = None
 
+    # Knowledge base (botkit kb, the knowledge handler)
+    botkit_kb_embeddings: Literal["none", "minilm", "e5", "openai"] = "none"
+    botkit_kb_embeddings_url: str | None = None  # an OpenAI-compatible server's /v1 URL, for openai
+    botkit_kb_embeddings_model: str = "text-embedding-3-small"
+    botkit_kb_min_score: float | None = None  # the confidence an answer needs (default: the model's own)
+    botkit_kb_when_unsure: Literal["pass", "handoff"] = "pass"
+
     @field_validator("chatwoot_bot_token", "chatwoot_admin_token", "chatwoot_platform_token",
                      "chatwoot_webhook_secret", "botkit_basic_auth", "openai_api_key", "botkit_handlers",
                      "botkit_teams", "botkit_bots_file", "chatwoot_base_url", "botkit_transcription_model",
-                     "botkit_transcription_base_url", mode="before")
+                     "botkit_transcription_base_url", "botkit_kb_embeddings_url", "botkit_kb_min_score",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """`NAME=` in a .env copied from example.env means "not set"."""

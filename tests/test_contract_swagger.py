@@ -57,6 +57,8 @@ CALLS: list[tuple[str, str, Any]] = [
     ("set_inbox_agent_bot", "admin", lambda c: c.set_inbox_agent_bot(1, 1, 999)),
     ("list_inboxes", "admin", lambda c: c.list_inboxes(1)),
     ("list_teams", "admin", lambda c: c.list_teams(1)),
+    ("list_portals", "admin", lambda c: c.list_portals(1)),
+    ("list_articles", "admin", lambda c: c.list_articles(1, "docs", page=2)),
     ("reset_agent_bot_token", "admin", lambda c: c.reset_agent_bot_token(1, 999)),
     ("reset_agent_bot_secret", "admin", lambda c: c.reset_agent_bot_secret(1, 999)),
     ("delete_agent_bot", "admin", lambda c: c.delete_agent_bot(1, 999)),
@@ -90,6 +92,10 @@ REQUEST_DEVIATIONS: dict[str, Deviation] = {
         lambda c: c.set_inbox_agent_bot(1, 1, None), "admin",
         "the spec types agent_bot as a number, though its own description says null removes the bot",
         "None is not of type 'number'"),
+    "list_articles": Deviation(
+        lambda c: c.list_articles(1, "docs"), "admin",
+        "GET /portals/{id}/articles (articles_controller.rb#index) is not in the spec, which has only its POST",
+        "OperationNotFound"),
     "toggle_priority(None)": Deviation(
         lambda c: c.toggle_priority(1, 128, None), "bot",
         "Chatwoot clears the priority for a null/blank value (priority.presence); the spec's enum has no null",
@@ -159,6 +165,7 @@ def seeded_fake() -> FakeChatwoot:
     fake.add_agent_bot(1, name="other", bot_id=999, outgoing_url="https://o/w")
     platform_bot = fake.add_agent_bot(None, name="sys", bot_id=2000)
     platform_bot.platform_made = True
+    fake.add_portal("docs")
     return fake
 
 

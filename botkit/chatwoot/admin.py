@@ -1,12 +1,14 @@
-"""Administrator and platform endpoints: agent bots, inboxes' bots and platform (system-wide) bots.
+"""Administrator and platform endpoints: agent bots, inboxes' bots, Help Center portals and articles, and
+platform (system-wide) bots.
 
-Only provisioning (`botkit provision`, `botkit bots ...`) calls these, with an administrator's user token or a
+Only provisioning (`botkit provision`, `botkit bots ...`) and `botkit kb sync` call these, with an administrator's user token or a
 platform app's token; `ChatwootClient` offers them through this mixin, on its one request path.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 
 class AdminEndpoints:
@@ -82,6 +84,27 @@ class AdminEndpoints:
     async def list_teams(self, account_id: int) -> list[dict]:
         result = await self._request(
             "GET", "/api/v1/accounts/{account_id}/teams", idempotent=True, account_id=account_id)
+        return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
+
+    # Help Center (an administrator's or agent's user token) ---------------------------------------------
+
+    async def list_portals(self, account_id: int) -> list[dict]:
+        """The account's Help Center portals: `{id, slug, name, custom_domain, archived, config, ...}`
+        (app/views/api/v1/accounts/portals/index.json.jbuilder answers `{"payload": [...]}`)."""
+        result = await self._request(
+            "GET", "/api/v1/accounts/{account_id}/portals", idempotent=True, account_id=account_id)
+        return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
+
+    async def list_articles(self, account_id: int, portal_slug: str, *, page: int = 1,
+                            status: str = "published") -> list[dict]:
+        """One page of a portal's articles with this status, most recently updated first: `{id, slug, title,
+        content (Markdown), description, status, locale, updated_at (epoch seconds), category, ...}`
+        (app/controllers/api/v1/accounts/articles_controller.rb#index, app/views/api/v1/accounts/articles/
+        _article.json.jbuilder). An empty page is past the last one."""
+        result = await self._request(
+            "GET", "/api/v1/accounts/{account_id}/portals/{portal}/articles?status={status}&page={page}",
+            idempotent=True, account_id=account_id, portal=quote(portal_slug, safe=""), status=quote(status),
+            page=int(page))
         return list(result.get("payload", [])) if isinstance(result, dict) else list(result)
 
     # Platform API (a platform app's token): system-wide bots ------------------------------------------

@@ -52,6 +52,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from botkit.rich import content_attributes_errors
+from botkit.testing.fake_helpcenter import HelpCenterMixin
 from botkit.testing.server import LoopbackFake
 
 # What an agent-bot token may call (app/controllers/concerns/access_token_auth_helper.rb), by release.
@@ -348,7 +349,7 @@ class Principal:
 Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 
-class FakeChatwoot(LoopbackFake):
+class FakeChatwoot(HelpCenterMixin, LoopbackFake):
     """An in-memory Chatwoot: seed it, point a client at it, then inspect what it received and holds."""
 
     def __init__(
@@ -380,6 +381,7 @@ class FakeChatwoot(LoopbackFake):
         self.conversations: dict[tuple[int, int], Conversation] = {}
         self.files: dict[str, UploadedFile] = {}  # served at FILES_PATH/<key>/<name>
         self.platform_token = "platform-" + secrets.token_hex(12)
+        self._init_helpcenter()  # portals and articles: fake_helpcenter.py
         self.app = Starlette(routes=self._routes(), exception_handlers={404: self._not_found, 405: self._not_found})
         # Seed: one account, an administrator, one inbox and a bot connected to it.
         self.account_id = account_id
@@ -596,6 +598,8 @@ class FakeChatwoot(LoopbackFake):
             ("POST", account + "/inboxes/{inbox_id:int}/set_agent_bot", "inboxes#set_agent_bot",
              self._set_inbox_bot),
             ("GET", account + "/teams", "teams#index", self._list_teams),
+            ("GET", account + "/portals", "portals#index", self._list_portals),
+            ("GET", account + "/portals/{portal_slug}/articles", "articles#index", self._list_articles),
             ("GET", "/platform/api/v1/agent_bots", "platform/agent_bots#index", self._platform_list_bots),
             ("POST", "/platform/api/v1/agent_bots", "platform/agent_bots#create", self._platform_create_bot),
             ("GET", "/platform/api/v1/agent_bots/{bot_id:int}", "platform/agent_bots#show", self._platform_show_bot),

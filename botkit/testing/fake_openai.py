@@ -17,17 +17,24 @@ any OpenAI-compatible server:
     fake.transcriptions[0].data                            # the audio it was sent
 
 Each request to /v1/chat/completions or /v1/responses takes the next scripted answer and renders it in that
-API's shape. With the script empty it answers `default` (when set) or 400, which the client does not retry,
+API's shape. `/v1/embeddings` answers unscripted, with `embed()`: words hashed into EMBEDDING_DIMENSIONS
+dimensions, so texts sharing words are close and others are not (as floats, or base64 as the SDK asks).
+With the script empty it answers `default` (when set) or 400, which the client does not retry,
 so a test that forgot an answer fails plainly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
+import math
+import re
+import struct
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -146,6 +153,7 @@ class FakeOpenAI(LoopbackFake):
             Route("/v1/responses", self._responses, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
         ])
 
     # scripting ----------------------------------------------------------------------------------------
@@ -187,6 +195,27 @@ class FakeOpenAI(LoopbackFake):
     # endpoints ----------------------------------------------------------------------------------------
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}]})
+
+    async def _embeddings(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        self.requests.append(ModelRequest(request.url.path, dict(request.headers), body, time.time()))
+        if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401)
+        if not isinstance(body, dict) or "model" not in body or "input" not in body:
+            return _error(400, message="The request needs a JSON body with a model and an input.")
+        texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
+        data = []
+        for number, text in enumerate(texts):
+            vector = embed(str(text))
+            value: Any = (base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                          if body.get("encoding_format") == "base64" else vector)
+            data.append({"object": "embedding", "index": number, "embedding": value})
+        tokens = sum(len(str(t).split()) for t in texts)
+        return JSONResponse({"object": "list", "data": data, "model": body["model"],
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _chat(self, request: Request) -> Response:
         body, answer = await self._take(request)
@@ -283,6 +312,20 @@ class FakeOpenAI(LoopbackFake):
         if answer.status != 200:
             return body, _error(answer.status, code=answer.code, headers=answer.headers)
         return body, answer
+
+
+EMBEDDING_DIMENSIONS = 256
+
+
+def embed(text: str) -> list[float]:
+    """The fake's embedding: each word (lowercase, a trailing s dropped) adds 1 to a dimension chosen by its
+    hash, then the vector is scaled to unit length (as OpenAI's are)."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        word = word[:-1] if len(word) > 3 and word.endswith("s") else word
+        vector[zlib.crc32(word.encode()) % EMBEDDING_DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
 
 
 def _error(status: int, *, code: str | None = None, message: str | None = None,
