@@ -1,8 +1,9 @@
 """Administrator and platform endpoints: agent bots, inboxes' bots, Help Center portals and articles, and
 platform (system-wide) bots.
 
-Only provisioning (`botkit provision`, `botkit bots ...`) and `botkit kb sync` call these, with an administrator's user token or a
-platform app's token; `ChatwootClient` offers them through this mixin, on its one request path.
+Only provisioning (`botkit provision`, `botkit bots ...`) and `botkit kb sync` call these, with an
+administrator's user token or a platform app's token; `ChatwootClient` offers them through this mixin, on
+its one request path.
 """
 
 from __future__ import annotations

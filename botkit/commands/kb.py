@@ -65,8 +65,8 @@ def add(args: argparse.Namespace) -> int:
 
 def sync(args: argparse.Namespace) -> int:
     from botkit.chatwoot import ChatwootError
-    from botkit.knowledge import helpcenter
     from botkit.commands.provision import _admin_client
+    from botkit.knowledge import helpcenter
 
     settings = load_settings()
     kb = knowledge_from_settings(settings)
