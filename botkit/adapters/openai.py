@@ -290,6 +290,12 @@ class OpenAIHandler(Handler):
         return self.events
 
     async def handle(self, ctx: Context) -> bool:
+        return await self.answer(ctx)
+
+    async def answer(self, ctx: Context, *, context: str | None = None,
+                     finish: Callable[[str], str] | None = None) -> bool:
+        """Answer the contact's message. `context` is added to the system prompt for this turn only (e.g. the
+        knowledge base's passages); `finish` edits each text of the model's before it is sent (e.g. sources)."""
         text = contact_text(ctx)
         if not text:
             return False
@@ -299,7 +305,7 @@ class OpenAIHandler(Handler):
         # typing is shown beside the model call, not before it: a busy Chatwoot must not delay the answer
         typing = asyncio.create_task(ctx.typing(True)) if self.typing else None
         try:
-            await self._answer(ctx, memory, text)
+            await self._answer(ctx, memory, text, context, finish or (lambda said: said))
         finally:
             ctx.state["openai"] = memory
             _turn.reset(token)
@@ -308,13 +314,14 @@ class OpenAIHandler(Handler):
                 await ctx.typing(False)
         return True
 
-    async def _answer(self, ctx: Context, memory: dict[str, Any], text: str) -> None:
+    async def _answer(self, ctx: Context, memory: dict[str, Any], text: str, context: str | None,
+                      finish: Callable[[str], str]) -> None:
         turn = _turn.get()
         transcript: list[dict[str, str]] = memory["transcript"]
         user = {"role": "user", "content": text}
         # this turn's items: the message (with its images), tool calls and their results
         pending: list[dict[str, Any]] = [await self._with_images(ctx, user)]
-        system = self.system_prompt(ctx)
+        system = self.system_prompt(ctx) + (f"\n\n{context}" if context else "")
         said: list[str] = []
         try:
             for _ in range(self.settings.max_tool_rounds + 1):
@@ -325,11 +332,11 @@ class OpenAIHandler(Handler):
                 if not answer.calls:
                     if not answer.text.strip():
                         raise ModelFailure("empty", "the model gave an empty answer")
-                    await ctx.reply(answer.text)
+                    await ctx.reply(finish(answer.text))
                     said.append(answer.text)
                     return
                 if answer.text.strip():  # said beside the tool calls: the contact should read it first
-                    await ctx.reply(answer.text)
+                    await ctx.reply(finish(answer.text))
                     said.append(answer.text)
                     turn.replied = True
                 pending.extend(answer.items)
