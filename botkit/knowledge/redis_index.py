@@ -31,9 +31,9 @@ class RedisIndex:
             import redis
         except ImportError:
             raise ConfigError("BOTKIT_STORE is a Redis URL: install botkit[redis] to use it.") from None
-        from botkit.store.redis import _split_options
+        from botkit.store.redis import split_options
 
-        client_url, options = _split_options(url)
+        client_url, options = split_options(url)
         self.prefix = options.get("prefix", "botkit:") + "kb:"
         self._redis = redis.Redis.from_url(client_url)
         self._local = SQLiteIndex(":memory:")
