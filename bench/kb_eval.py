@@ -153,7 +153,9 @@ class RankBM25:
         return [int(self.keys[i]) for i in top[np.argsort(-scores[top])]]
 
 
-def evaluate(method, questions, index: SQLiteIndex, kinds: dict[int, tuple[str, str]]) -> dict[str, float]:
+def evaluate(method, questions, index: SQLiteIndex, kinds: dict[int, tuple[str, str]],
+             firsts: dict[str, bool] | None = None) -> dict[str, float]:
+    """The figures; `firsts` collects, per hard question, whether the first passage was right."""
     measure = Measure()
     for row in questions:
         human_expected = row["intent"] in HUMAN_INTENTS
@@ -166,6 +168,8 @@ def evaluate(method, questions, index: SQLiteIndex, kinds: dict[int, tuple[str, 
             human = found.verdict == "human" if method.mode == "fused" else (
                 bool(keys) and kinds[keys[0]][0] == "handoff")
         relevant = [kinds[k][1] == row["intent"] for k in keys]
+        if firsts is not None and not human_expected and set(row["tags"]) & {"Z", "Q"}:
+            firsts[row["instruction"]] = bool(relevant) and relevant[0]
         measure.add(relevant=relevant, human_expected=human_expected, human_predicted=human,
                     hard=bool(set(row["tags"]) & {"Z", "Q"}))
     return measure.figures()
@@ -260,8 +264,10 @@ def main() -> int:
           f"{len(answerable)} questions ({len(hard)} hard), {len(questions) - len(answerable)} for a person; "
           f"embeddings {inner.name}")
     results = {}
+    firsts: dict[str, dict[str, bool]] = {}
     for name, method in methods.items():
-        results[name] = evaluate(method, questions, index, kinds)
+        firsts[name] = {}
+        results[name] = evaluate(method, questions, index, kinds, firsts[name])
         print(f"  {name}: done", file=sys.stderr)
 
     # speed --------------------------------------------------------------------------------------------
@@ -323,8 +329,12 @@ def main() -> int:
               f"{r['handoff recall']:.3f} | {cell(s, '1k')} | {cell(s, '10k')} | {build} | {memory} |")
     best_baseline = max(results[n]["hard recall@1"] for n in ("rank_bm25", "SQLite FTS5", "dense"))
     fused = results["botkit fused"]["hard recall@1"]
-    print(f"\nhard recall@1: fused {fused:.3f} vs best baseline {best_baseline:.3f} "
-          f"(ratio {fused / best_baseline:.3f})")
+    best = max(("rank_bm25", "SQLite FTS5", "dense"), key=lambda n: results[n]["hard recall@1"])
+    wins = sum(firsts["botkit fused"][q] and not firsts[best][q] for q in firsts[best])
+    losses = sum(firsts[best][q] and not firsts["botkit fused"][q] for q in firsts[best])
+    print(f"\nhard recall@1: fused {fused:.3f} vs best baseline ({best}) {best_baseline:.3f} "
+          f"(ratio {fused / best_baseline:.3f}); hard questions fused gets right and {best} wrong: {wins}, "
+          f"the reverse: {losses}")
     if speed:
         p95 = speed["botkit fused"]["p95 10k"]
         print(f"fused p95 at {speed['_'].get('passages 10k', 0):.0f} passages: {p95:.1f} ms "
