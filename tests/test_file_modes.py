@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from botkit.store.sqlite import SQLiteStore
+from botkit.store.sqlite import SQLiteStore, hold_server_lock
 from tests.conftest import ROOT
 
 
@@ -53,6 +53,7 @@ def test_init_keeps_the_mode_of_an_existing_env_file(tmp_path: Path) -> None:
 
 async def test_sqlite_store_its_wal_and_lock_files_are_private(tmp_path: Path, usual_umask: None) -> None:
     path = tmp_path / "botkit.db"
+    server_lock = hold_server_lock(str(path))  # what `botkit serve` takes
     store = SQLiteStore(str(path))
     await store.open()
     try:
@@ -60,11 +61,13 @@ async def test_sqlite_store_its_wal_and_lock_files_are_private(tmp_path: Path, u
         assert await store.enqueue(keys=["k"], lane="1:1", event="message_created", body=b"{}", delivery_id=None)
         [job] = await store.claim(1)
         await store.dead_letter(job, "failed for good")
-        created = [path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.worker.lock")]
+        created = [path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.worker.lock"),
+                   Path(f"{path}.server.lock")]
         assert all(p.exists() for p in created)
         assert {p.name: mode(p) for p in created} == {p.name: 0o600 for p in created}
     finally:
         await store.close()
+        os.close(server_lock)
 
 
 async def test_an_existing_store_file_keeps_its_mode(tmp_path: Path, usual_umask: None) -> None:
