@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botkit import events, i18n, metrics
+from botkit import events, i18n, metrics, turn
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
 from botkit.media import Media
@@ -28,6 +28,8 @@ from botkit.store.base import Job
 from botkit.text import fold
 
 log = logging.getLogger("botkit.bot")
+
+REPLAYED = -1  # the journal step that marks an event made a dead letter: replayed, it may be stale
 
 Next = Callable[[Context], Awaitable[bool]]
 Middleware = Callable[[Context, Next], Awaitable[bool]]
@@ -40,6 +42,8 @@ class Policies:
     incoming_only: bool = True  # message_created: only the contact's public messages
     pending_only: bool = True  # only while the conversation is the bot's (pending, no human assignee)
     answers_only: bool = True  # message_updated: only when it carries the contact's answer to a rich message
+    yield_to_humans: bool = True  # a human's public message hands the conversation to humans (botkit.turn)
+    look_before_acting: bool = True  # a stale or slow turn checks with Chatwoot that it is still the bot's
 
 
 class Bot:
@@ -76,6 +80,10 @@ class Bot:
         self.default_language = self.language or i18n.DEFAULT_LANGUAGE  # BOTKIT_LANGUAGE once bound
         self.media = Media()  # attachments: fetched, inlined, transcribed (settings once bound)
         self.runtime: Any = None
+        self.turns: turn.Turns | None = None  # who holds each conversation (set by bind)
+        self.looks = turn.LookSwitch()
+        self.bot_id: int | None = None  # the agent bot's id in Chatwoot, when known (CHATWOOT_BOT_ID)
+        self.look_after = 5.0  # seconds (BOTKIT_LOOK_AFTER)
 
     # decorators: they register into the bot's own router, which runs before the handlers given here -------
     @property
@@ -109,7 +117,10 @@ class Bot:
     def bind(self, runtime: Any) -> None:
         """Called by the server: `runtime` has `.settings`, `.store` and `.chatwoot`."""
         self.runtime = runtime
+        self.turns = turn.Turns(runtime.store) if getattr(runtime, "store", None) is not None else None
         settings = getattr(runtime, "settings", None)
+        if settings is not None:
+            self.bot_id, self.look_after = settings.chatwoot_bot_id, settings.botkit_look_after
         if settings is not None and settings.botkit_teams:
             self._teams = {**{fold(k): v for k, v in settings.teams.items()}, **self._teams}
         if settings is not None and self.language is None:
@@ -171,25 +182,37 @@ class Bot:
                 message = event.message
                 if not (message.submitted_values or message.submitted_email):
                     return False
-            if self.policies.pending_only and conversation is not None:
-                if conversation.status not in (None, "pending") or conversation.is_human_assigned:
-                    return False
+            if self.policies.pending_only and not turn.is_the_bots(conversation, self.bot_id):
+                return False
         return True
 
     # running ------------------------------------------------------------------------------------------
     async def handle(self, event: events.Event, job: Job) -> None:
         if event.name == "conversation_resolved":
             await self.runtime.store.clear_state(job.lane)  # a resolved conversation starts afresh
+        if self.policies.yield_to_humans and self.turns is not None:
+            taken = await self._whose_turn(event, job)
+            if taken is None:
+                return
+            event = taken
         if not self.admits(event):
             log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
             return
         handlers = [h for h in self._leaves() if event.name in h.events]
         if not handlers:
+            await self._answered(event, job)
             return
         store = self.runtime.store
         state = await store.get_state(job.lane)
         before = json.dumps(state, sort_keys=True)  # a snapshot: handlers may change nested values in place
-        ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
+        journal = await store.journal(job.key)
+        ctx = Context(event, job, self, state=state, journal=journal)
+        if self.policies.look_before_acting and self.looks.on:
+            waited = time.time() - job.enqueued_at
+            ctx.lookout = turn.Lookout(
+                self.runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
+                stale=job.attempts > 0 or REPLAYED in journal or waited > self.look_after,
+                look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks)
         await self._transcribe(ctx)
         typing = self._typing_later(ctx) if event.name in MESSAGES else None
         try:
@@ -200,6 +223,43 @@ class Bot:
             await ctx.typing(False)  # a no-op unless this event showed typing
         if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
             await store.set_state(job.lane, ctx.state)
+        if ctx.dropped is None:
+            await self._answered(event, job)
+
+    async def _whose_turn(self, event: events.Event, job: Job) -> events.Event | None:
+        """Keep the conversation's turn record (botkit.turn) and decide what this event is for the bot: itself,
+        the contact's message waiting in a conversation that just became the bot's, or None (stay silent)."""
+        assert self.turns is not None
+        extra = {"delivery_id": job.delivery_id}
+        human = turn.human_message(event)
+        if human is not None:
+            await self.turns.hold_for_humans(job.lane, human)
+            return None
+        back = turn.given_back(event, self.bot_id)
+        record = await (self.turns.give_back(job.lane, back) if back else self.turns.get(job.lane))
+        if back and event.name != "conversation_resolved":
+            waiting = turn.waiting_message(event)
+            if waiting is not None and waiting.message.id is not None:
+                if record.has_answered(waiting.message.id) or record.newer_answered(waiting.message.id):
+                    log.info("the contact's last message was answered already", extra=extra)
+                    return event
+                log.info("answering the contact's message that waited for the bot (%s)", back, extra=extra)
+                return waiting
+            return event
+        if record.held_by_humans:
+            level = logging.INFO if self.admits(event) and event.name in MESSAGES else logging.DEBUG
+            log.log(level, "humans hold this conversation (%s); the bot stays silent", record.reason, extra=extra)
+            return None
+        answering = turn.message_id(event)
+        if answering is not None and record.has_answered(answering):
+            log.info("message %d was answered already; not answering it twice", answering, extra=extra)
+            return None
+        return event
+
+    async def _answered(self, event: events.Event, job: Job) -> None:
+        answering = turn.message_id(event)
+        if answering is not None and self.policies.yield_to_humans and self.turns is not None:
+            await self.turns.answered(job.lane, answering)
 
     async def _transcribe(self, ctx: Context) -> None:
         """Voice notes become text (`ctx.text`) before any handler runs; once per event, so a retry reuses it."""
@@ -244,11 +304,15 @@ class Bot:
 
     async def on_dead_letter(self, event: events.Event, job: Job, error: BaseException) -> None:
         """The event failed for good: hand a pending conversation to humans, with a note saying why."""
+        await self.runtime.store.record(job.key, REPLAYED, True)  # a replay of it looks before acting
         conversation = event.conversation
         if not self.handoff_on_failure or conversation is None or conversation.id is None:
             return
         if not isinstance(event, events.MessageEvent) or not self.admits(event):
             return
+        if self.turns is not None and self.policies.yield_to_humans \
+                and (await self.turns.get(job.lane)).held_by_humans:
+            return  # humans hold it already
         ctx = Context(event, job, self, state={}, journal=await self.runtime.store.journal(job.key))
         ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
         await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "

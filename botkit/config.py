@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     chatwoot_rate_per_minute: int = Field(2400, ge=1)
     chatwoot_timeout: float = Field(10.0, gt=0)  # seconds to wait for one answer
     chatwoot_retry_deadline: float = Field(30.0, gt=0)  # seconds to keep retrying one request
+    chatwoot_bot_id: int | None = Field(None, ge=1)  # the agent bot's id: needed when several bots share an inbox
 
     # Receiver
     botkit_allow_unsigned: bool = False
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     botkit_max_attempts: int = Field(3, ge=1)
     botkit_retry_backoff: float = Field(1.0, gt=0)
     botkit_shutdown_timeout: float = Field(10.0, gt=0)
+    botkit_look_after: float = Field(5.0, gt=0)  # seconds before a stale or slow turn checks with Chatwoot
 
     # Bot
     botkit_bot: str = "bots.support_router:bot"

@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botkit import events, i18n, metrics
+from botkit import events, i18n, metrics, turn
+from botkit.chatwoot.errors import DeliveryUnknown
 from botkit.files import File, plan
 from botkit.store.base import Job
 
@@ -49,6 +50,8 @@ class Context:
         self._step = 0
         self.handed_off = False
         self._typing = False  # shown by this event: only then is there something to turn off
+        self.lookout: turn.Lookout | None = None  # looks at the conversation before a stale or slow action
+        self.dropped: str | None = None  # why this turn's actions are dropped: the conversation is not the bot's
         self._language: str | None = None
         self.transcripts: list[str] = []  # the words of the message's voice notes (BOTKIT_TRANSCRIPTION_MODEL)
 
@@ -133,17 +136,68 @@ class Context:
 
     # actions ------------------------------------------------------------------------------------------
     async def _act(self, name: str, call: Callable[[], Awaitable[Any]],
-                   keep: Callable[[Any], Any] | None = None) -> Any:
+                   keep: Callable[[Any], Any] | None = None, *, visible: bool = True) -> Any:
         step = self._step
         self._step += 1
         if step in self._journal:
             log.info("skipping %s: it already succeeded in an earlier attempt", name, extra=self._log_extra())
             return self._journal[step]
+        if visible and not await self._still_the_bots(name):
+            return None
         result = await call()
+        if visible and self.lookout is not None:
+            self.lookout.acted()
         record = (keep or _summary)(result)
         await self.bot.runtime.store.record(self.job.key, step, record)
         self._journal[step] = record
         return record
+
+    async def _still_the_bots(self, name: str) -> bool:
+        """Look before a stale or slow action (botkit.turn.Lookout); once the conversation is found to be no
+        longer the bot's, every action of this turn is dropped."""
+        if self.dropped is None and self.lookout is not None and self.lookout.due():
+            self.dropped = await self.lookout.look()
+            if self.dropped is not None:
+                log.warning("dropping this turn's actions: %s", self.dropped, extra=self._log_extra())
+                if self.bot.turns is not None and self.bot.policies.yield_to_humans:
+                    await self.bot.turns.hold_for_humans(self.job.lane, self.dropped)
+        if self.dropped is not None:
+            log.info("not sending %s: %s", name, self.dropped, extra=self._log_extra())
+            return False
+        return True
+
+    async def _post(self, content: str | None, *, private: bool = False, content_type: str = "text",
+                    content_attributes: dict[str, Any] | None = None, echo_id: str | None = None) -> Any:
+        """Post a message; when Chatwoot's answer does not say whether it was saved (a 5xx, a cut connection),
+        look at the conversation and send it again only if it is not there (botkit.turn.find_sent)."""
+        def send() -> Awaitable[Any]:
+            if private:
+                return self.chatwoot.send_message(self.account_id, self.conversation_id, content, private=True)
+            return self.chatwoot.send_message(self.account_id, self.conversation_id, content,
+                                              content_type=content_type, content_attributes=content_attributes,
+                                              echo_id=echo_id)
+        try:
+            return await send()
+        except DeliveryUnknown:
+            payload = {"content": content, "content_type": content_type, "private": private}
+            found, message = await turn.find_sent(self.chatwoot, self.account_id, self.conversation_id, payload,
+                                                  self._known_messages())
+            if found == turn.FOUND:
+                log.info("Chatwoot's answer was unclear, but the message was saved", extra=self._log_extra())
+                return message
+            if found == turn.UNKNOWN:
+                raise
+            log.info("Chatwoot's answer was unclear and the message was not saved; sending it again",
+                     extra=self._log_extra())
+            return await send()
+
+    def _known_messages(self) -> set[int]:
+        """Ids of messages that existed before this turn's next post: the event's and the turn's own."""
+        known = {m.id for m in (self.conversation.messages if self.conversation else []) if m.id is not None}
+        if self.message is not None and self.message.id is not None:
+            known.add(self.message.id)
+        known.update(r["id"] for r in self._journal.values() if isinstance(r, dict) and isinstance(r.get("id"), int))
+        return known
 
     def _log_extra(self) -> dict[str, Any]:
         return {"delivery_id": self.job.delivery_id, "lane": self.job.lane, "event": self.event.name}
@@ -152,7 +206,7 @@ class Context:
         """Compute a value once per event, like an action: a retried event gets the first attempt's result
         (JSON) back. For decisions later actions depend on, e.g. a model's answer, so a retry after a failed
         action replays the same decision instead of asking again and getting another."""
-        return await self._act(name, compute, keep=lambda result: result)
+        return await self._act(name, compute, keep=lambda result: result, visible=False)
 
     async def reply(self, message: Any = None, *, files: Sequence[File | str | Path] = (),
                     echo_id: str | None = None) -> Any:
@@ -186,8 +240,8 @@ class Context:
     async def _send(self, payload: dict[str, Any] | None, echo_id: str | None) -> Any:
         if payload is None:
             raise ValueError("ctx.reply needs a message, files, or both")
-        return await self._act("reply", lambda: self.chatwoot.send_message(
-            self.account_id, self.conversation_id, payload["content"], content_type=payload.get("content_type", "text"),
+        return await self._act("reply", lambda: self._post(
+            payload["content"], content_type=payload.get("content_type", "text"),
             content_attributes=payload.get("content_attributes"), echo_id=echo_id))
 
     def _payload(self, message: Any) -> dict[str, Any]:
@@ -204,13 +258,12 @@ class Context:
 
     async def note(self, text: str) -> Any:
         """A private note: agents see it, the contact does not."""
-        return await self._act("note", lambda: self.chatwoot.send_message(
-            self.account_id, self.conversation_id, text, private=True))
+        return await self._act("note", lambda: self._post(text, private=True))
 
     async def typing(self, on: bool = True) -> None:
         """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged, and skipped
         when requests to Chatwoot already queue (it would only slow the replies it announces)."""
-        if on == self._typing or (on and getattr(self.chatwoot, "busy", False)):
+        if on == self._typing or (on and (getattr(self.chatwoot, "busy", False) or self.dropped is not None)):
             return
         self._typing = on
         try:
@@ -239,10 +292,16 @@ class Context:
         if team is not None:
             await self.assign_team(team)
         first_time = self._step not in self._journal  # a retried event skips the journaled hand-off: count it once
-        await self._act("handoff", lambda: self.chatwoot.toggle_status(self.account_id, self.conversation_id, "open"))
+        done = await self._act("handoff", lambda: self.chatwoot.toggle_status(
+            self.account_id, self.conversation_id, "open"))
+        if self.dropped is not None and done is None:
+            return
         if first_time:
             metrics.of(self.bot.runtime).handoff(reason)
         self.handed_off = True
+        if self.bot.turns is not None and self.bot.policies.yield_to_humans:
+            # humans hold it now, also where Chatwoot keeps it assigned to the bot (an open conversation)
+            await self.bot.turns.hold_for_humans(self.job.lane, "the bot handed off")
 
     async def resolve(self) -> Any:
         return await self._act("resolve", lambda: self.chatwoot.toggle_status(

@@ -84,6 +84,12 @@ async def test_list_show_fix_replay_once(store_url, capsys):
         assert server.fake.bot_token not in out and server.fake.bot_secret not in out
 
         handler.broken = False
+        # humans hold it since the hand-off: an agent gives it back to the bot before the replay
+        server.fake.conversation(128).status = "pending"
+        await server.deliver(factories.conversation_event(
+            "conversation_status_changed", status="pending", conversation_id=128,
+            changed_attributes=[{"status": {"previous_value": "open", "current_value": "pending"}}]))
+        await server.settle()
         code, out, _ = await botkit(capsys, "deadletters", "replay", dead_id, "--store", store_url)
         assert (code, out.strip()) == (0, f"replayed 1 {dead_id}")
         await wait_for(lambda: _async(len(handler.handled) == 1))
@@ -103,7 +109,7 @@ async def test_list_show_fix_replay_once(store_url, capsys):
 
 async def test_replay_all_and_drop(store_url, capsys):
     handler = Fixable()
-    async with BotServer(Bot("fixable", [handler]), store=store_url) as server:
+    async with BotServer(Bot("fixable", [handler], handoff_on_failure=False), store=store_url) as server:
         for n in range(3):
             server.fake.add_conversation(conversation_id=300 + n, status="pending")
             await server.deliver(factories.contact_message(f"question {n}", message_id=500 + n,

@@ -148,7 +148,27 @@ async def test_message_create_response_has_integer_type_and_epoch_time(fake, htt
     message = response.json()
     assert message["message_type"] == 1 and isinstance(message["created_at"], int)
     assert message["echo_id"] == "e1" and message["sender"]["type"] == "agent_bot"
-    assert fake.messages(128) == [message]
+    assert "sender_type" not in message and "sender_id" not in message  # the create response has neither
+    [stored] = fake.messages(128)
+    assert stored["id"] == message["id"] and "echo_id" not in stored  # never stored
+    assert stored["sender_type"] == "AgentBot" and stored["sender_id"] == fake.bot.id
+
+
+async def test_a_get_shows_the_newest_message_of_any_kind(fake, http):
+    """`GET …/conversations/{id}`: messages[0] is the newest message, private notes and activity included;
+    `meta.assignee_type` is absent when no one is assigned."""
+    note = await http.post(CONV + "/messages", json={"content": "internal", "private": True},
+                           headers=auth(fake.bot_token))
+    shown = (await http.get(CONV, headers=auth(fake.bot_token))).json()
+    assert [m["id"] for m in shown["messages"]] == [note.json()["id"]] and shown["messages"][0]["private"]
+    assert "assignee_type" not in shown["meta"] and shown["first_reply_created_at"] == 0
+
+
+async def test_a_fault_after_save_applies_the_request(fake, http):
+    fake.fail_after_next("POST", CONV + "/messages", status=502)
+    response = await http.post(CONV + "/messages", json={"content": "hi"}, headers=auth(fake.bot_token))
+    assert response.status_code == 502
+    assert [m["content"] for m in fake.messages(128)] == ["hi"]
 
 
 async def test_invalid_rich_message_is_422(fake, http):

@@ -338,6 +338,11 @@ class ChatwootClient(AdminEndpoints):
 
     # Conversation state ---------------------------------------------------------------------------------
 
+    async def version(self) -> str | None:
+        """Chatwoot's version, from `GET /api` (`ApiController#index`, no token needed); None if it does not say."""
+        result = await self._request("GET", "/api", idempotent=True)
+        return result.get("version") if isinstance(result, dict) else None
+
     async def get_conversation(self, account_id: int, conversation_id: int) -> dict:
         return await self._request(
             "GET", "/api/v1/accounts/{account_id}/conversations/{conversation_id}",

@@ -23,8 +23,10 @@ created as multipart with `attachments[]` files, served back at their `data_url`
 contact "sent", for incoming attachments).
 
 Every request is recorded with the status it was answered (`fake.requests`, `fake.requests_to(...)`), and
-faults can be injected on demand: `fail_next`, `rate_limit_next`, `deny_bots_next`, `delay_next` and
-`drop_response_next` (the request is processed, then never answered). `GET /api` answers the version, as
+faults can be injected on demand: `fail_next` (before anything is saved), `fail_after_next` (saved, then
+answered 500 or 502), `rate_limit_next`, `deny_bots_next`, `delay_next` and `drop_response_next` (the
+request is processed, then never answered). `GET` of a conversation shows its newest message of any kind.
+`GET /api` answers the version, as
 Chatwoot does, without a token.
 """
 
@@ -269,7 +271,8 @@ class Fault:
 
     method: str
     path_glob: str
-    kind: str  # "status": answer before processing; "delay": wait, then process; "hang": process, never answer
+    kind: str  # "status": answer before processing; "after": process, then answer `status`; "delay": wait, then
+    # process; "hang": process, never answer
     times: int = 1
     status: int = 500
     body: Any = None
@@ -474,6 +477,24 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         self.conversations[(account_id, conversation_id)] = conversation
         return conversation
 
+    def add_message(self, conversation_id: int, content: str, *, account_id: int | None = None,
+                    message_type: str = "incoming", sender_type: str | None = "Contact", sender_id: int | None = 42,
+                    private: bool = False, content_attributes: dict[str, Any] | None = None,
+                    source_id: str | None = None) -> dict[str, Any]:
+        """A message written elsewhere: the contact's (the default), an agent's (`sender_type="User"`), or one
+        sent from a phone app (`sender_type=None`, `content_attributes={"external_echo": True}`)."""
+        conversation = self.conversation(conversation_id, account_id)
+        message = {
+            "id": self._next_id(), "content": content, "inbox_id": conversation.inbox_id,
+            "conversation_id": conversation.id, "message_type": MESSAGE_TYPES[message_type],
+            "content_type": "text", "status": "sent", "content_attributes": dict(content_attributes or {}),
+            "created_at": int(time.time()), "private": private, "source_id": source_id,
+            "sender": None if sender_type is None else {"id": sender_id, "type": sender_type.lower()},
+            "sender_type": sender_type, "sender_id": sender_id if sender_type else None,
+        }
+        conversation.messages.append(message)
+        return message
+
     # Faults -------------------------------------------------------------------------------------------
 
     def fail_next(self, method: str, path_glob: str, status: int = 500, times: int = 1, body: Any = None,
@@ -487,6 +508,12 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
 
     def deny_bots_next(self, method: str = "*", path_glob: str = "*", times: int = 1) -> Fault:
         return self.fail_next(method, path_glob, 401, times, {"error": NOT_FOR_BOTS})
+
+    def fail_after_next(self, method: str, path_glob: str, status: int = 500, times: int = 1,
+                        body: Any = None) -> Fault:
+        """Process the next `times` matching requests, then answer `status`: an exception after the record was
+        saved (Rails answers 500), or a proxy's 502 for an answer it lost."""
+        return self.faults.add(Fault(method, path_glob, "after", times, status, body))
 
     def delay_next(self, method: str, path_glob: str, seconds: float, times: int = 1) -> Fault:
         """Wait `seconds` before processing the next `times` matching requests."""
@@ -672,6 +699,9 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
                 response = await handler(request, principal)
             except ChatwootReply as reply:
                 return reply.response
+            after = self.faults.take(method, path, ("after",))
+            if after is not None and response.status_code < 300:
+                return after.response()  # applied, and answered as a failure
             if self.faults.take(method, path, ("hang",)) is not None:
                 recorded.status = response.status_code  # applied, though never answered
                 await (self.stopping or asyncio.Event()).wait()
@@ -750,21 +780,25 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         if conversation.assignee_type == "User" and conversation.assignee_id in self.users:
             assignee = self.users[conversation.assignee_id].to_json()
         elif conversation.assignee_type == "AgentBot" and conversation.assignee_id in self.bots:
-            assignee = self.bots[conversation.assignee_id].slim_json()
-        public = [m for m in conversation.messages if not m["private"] and m["message_type"] != 2]
+            bot = self.bots[conversation.assignee_id]  # the agent_bot_slim partial
+            assignee = {"id": bot.id, "name": bot.name, "description": bot.description, "thumbnail": "",
+                        "outgoing_url": bot.outgoing_url, "bot_type": bot.bot_type}
+        meta: dict[str, Any] = {
+            "sender": conversation.contact.to_json(),
+            "channel": self.inboxes[conversation.inbox_id].channel_type
+            if conversation.inbox_id in self.inboxes else "Channel::Api",
+            "assignee": assignee,
+            "team": {"id": team.id, "name": team.name} if team else None,
+            "hmac_verified": False,
+        }
+        if assignee:
+            meta["assignee_type"] = conversation.assignee_type  # absent, not null, when unassigned
         now = time.time()
         return {
-            "meta": {
-                "sender": conversation.contact.to_json(),
-                "channel": self.inboxes[conversation.inbox_id].channel_type
-                if conversation.inbox_id in self.inboxes else "Channel::Api",
-                "assignee": assignee,
-                "assignee_type": conversation.assignee_type if assignee else None,
-                "team": {"id": team.id, "name": team.name} if team else None,
-                "hmac_verified": False,
-            },
+            "meta": meta,
             "id": conversation.id,
-            "messages": public[-1:],
+            # the newest message of any kind, activity messages and private notes included
+            "messages": conversation.messages[-1:],
             "account_id": conversation.account_id,
             "uuid": f"00000000-0000-4000-8000-{conversation.id:012d}",
             "additional_attributes": {},
@@ -781,7 +815,7 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             "created_at": conversation.created_at,
             "updated_at": now,
             "timestamp": int(now),
-            "first_reply_created_at": None,
+            "first_reply_created_at": 0,  # epoch integers in a GET, 0 for none
             "unread_count": 0,
             "last_activity_at": int(now),
             "priority": conversation.priority,
@@ -925,10 +959,11 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
                        files: list[UploadedFile] | None = None) -> dict:
         self._message_window.add((conversation.account_id, conversation.id))
         sender: dict[str, Any] | None = None
+        sender_type: str | None = None
         if principal.kind == "bot" and principal.bot:
-            sender = principal.bot.slim_json()
+            sender, sender_type = principal.bot.slim_json(), "AgentBot"
         elif principal.user:
-            sender = {**principal.user.to_json(), "type": "user"}
+            sender, sender_type = {**principal.user.to_json(), "type": "user"}, "User"
         message = {
             "id": self._next_id(),
             "content": body.get("content"),
@@ -942,13 +977,18 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             "private": bool(body.get("private", False)),
             "source_id": None,
             "sender": sender,
+            "sender_type": sender_type,
+            "sender_id": sender["id"] if sender else None,
         }
-        if body.get("echo_id") is not None:
-            message["echo_id"] = body["echo_id"]
         if files:  # app/models/attachment.rb#push_event_data
             message["attachments"] = [self._attachment(message["id"], conversation.account_id, f) for f in files]
         conversation.messages.append(message)
-        return message
+        # The create response (`_message.json.jbuilder`) has `sender` but no sender_type/sender_id, and echoes
+        # the echo_id, which is never stored (`Message#echo_id` is an attr_accessor).
+        answer = {k: v for k, v in message.items() if k not in ("sender_type", "sender_id")}
+        if body.get("echo_id") is not None:
+            answer["echo_id"] = body["echo_id"]
+        return answer
 
     def _attachment(self, message_id: int, account_id: int, uploaded: UploadedFile) -> dict[str, Any]:
         key = secrets.token_urlsafe(12)
@@ -965,7 +1005,7 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             "id": self._next_id(), "content": content, "inbox_id": conversation.inbox_id,
             "conversation_id": conversation.id, "message_type": 2, "content_type": "text", "status": "sent",
             "content_attributes": {}, "created_at": int(time.time()), "private": False, "source_id": None,
-            "sender": None,
+            "sender": None, "sender_type": None, "sender_id": None,
         })
 
     # Agent bots (administrators) ----------------------------------------------------------------------

@@ -1,0 +1,300 @@
+"""Whose turn it is (botkit.turn), over real sockets: the real receiver and worker (`BotServer`), the real
+Chatwoot client, the fake Chatwoot answering as Chatwoot does.
+
+1. A human's public message hands the conversation to humans; the bot is silent there until it comes back.
+2. A conversation assigned to the bot with the contact's message waiting: answered once.
+3. Stale turns (a retry, a replayed dead letter, an event that waited, a slow call) look before acting.
+4. A message POST with an unclear answer (fault before or after the save): exactly one reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from botkit import Bot, Handler, cli
+from botkit.testing import factories
+from botkit.testing.fake_chatwoot import FakeChatwoot
+from botkit.testing.harness import BotServer
+from bots.support_router import make_bot
+
+CONVERSATION = 128
+
+
+def echo_bot(name: str = "helper", **kwargs) -> Bot:
+    bot = Bot(name, **kwargs)
+
+    @bot.fallback
+    async def answer(ctx):
+        await ctx.reply(f"Answer to: {ctx.text}")
+
+    return bot
+
+
+def pending_fake() -> FakeChatwoot:
+    fake = FakeChatwoot()
+    fake.add_conversation(conversation_id=CONVERSATION, status="pending")
+    return fake
+
+
+def contact_writes(fake: FakeChatwoot, text: str, **overrides) -> dict:
+    """The contact's message, saved in the fake (so a GET sees it) and delivered as Chatwoot would."""
+    saved = fake.add_message(CONVERSATION, text)
+    return factories.contact_message(text, message_id=saved["id"], conversation_id=CONVERSATION, **overrides)
+
+
+def replies(fake: FakeChatwoot) -> list[str]:
+    return [m["content"] for m in fake.messages(CONVERSATION)
+            if m["sender_type"] == "AgentBot" and not m["private"] and m["message_type"] == 1]
+
+
+def external_echo(text: str) -> dict:
+    """The agent answered from the WhatsApp Business app on the phone (coexistence): no sender, external_echo."""
+    return factories._message("message_created", text, message_type="outgoing", sender=None,
+                              conversation_id=CONVERSATION, source_id="wamid.HBgLMzE2",
+                              content_attributes={"external_echo": True})
+
+
+def phone_app(text: str) -> dict:
+    """Sent from the Telegram app of a business account: outgoing, no sender, the provider's id, no echo flag."""
+    return factories._message("message_created", text, message_type="outgoing", sender=None,
+                              conversation_id=CONVERSATION, source_id="4711")
+
+
+HUMANS = {
+    "agent in Chatwoot": lambda: factories.agent_reply("Hi, Alex here, let me check.", conversation_id=CONVERSATION),
+    "WhatsApp Business app": lambda: external_echo("I'm on it from my phone."),
+    "Telegram app": lambda: phone_app("On it."),
+}
+
+
+# 1. Yield to humans ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("human", HUMANS)
+async def test_the_bot_does_not_talk_over_a_human(human):
+    """CE changes neither status nor assignee when a human replies: every delivery still says `pending`."""
+    fake = pending_fake()
+    fake.add_team(1, 3, "billing")
+    async with BotServer(make_bot(), fake=fake, teams="billing=3,technical=4") as server:
+        await server.deliver(contact_writes(fake, "hello"))
+        await server.settle()
+        answered = len(replies(fake))
+        assert answered == 1  # the bot's greeting
+        await server.deliver(HUMANS[human]())
+        if human == "agent in Chatwoot":  # and the agent's second answer, from the phone
+            await server.deliver(external_echo("Sent from my phone too."))
+        await server.deliver(contact_writes(fake, "ok thanks, and the other payment?"))
+        await server.settle()
+    assert len(replies(fake)) == answered, "the bot answered over the human"
+    assert fake.requests_to("POST", "*/assignments") == [] and fake.requests_to("POST", "*/toggle_status") == []
+    assert fake.conversation(CONVERSATION).status == "pending"
+
+
+async def test_silent_after_a_human_reply_and_answering_again_once_resolved_and_back(caplog):
+    fake = pending_fake()
+    async with BotServer(echo_bot(), fake=fake) as server:
+        await server.deliver(contact_writes(fake, "first"))
+        await server.deliver(factories.agent_reply("I'll take this one.", conversation_id=CONVERSATION))
+        with caplog.at_level(logging.INFO, logger="botkit"):
+            await server.deliver(contact_writes(fake, "second"))
+            await server.settle()
+        assert replies(fake) == ["Answer to: first"]
+        assert any("humans hold this conversation (an agent replied); the bot stays silent" in r.getMessage()
+                   for r in caplog.records)
+
+        # the agent resolves it; the contact writes again, the conversation is pending again: the bot's turn
+        fake.conversation(CONVERSATION).status = "resolved"
+        await server.deliver(factories.conversation_event("conversation_resolved", status="resolved",
+                                                          conversation_id=CONVERSATION))
+        fake.conversation(CONVERSATION).status = "pending"
+        await server.deliver(contact_writes(fake, "third"))
+        await server.settle()
+    assert replies(fake) == ["Answer to: first", "Answer to: third"]
+
+
+async def test_the_policy_can_be_switched_off_per_bot():
+    fake = pending_fake()
+    bot = echo_bot()
+    bot.policies.yield_to_humans = False
+    async with BotServer(bot, fake=fake) as server:
+        await server.deliver(factories.agent_reply("I'll take this one.", conversation_id=CONVERSATION))
+        await server.deliver(contact_writes(fake, "still there?"))
+        await server.settle()
+    assert replies(fake) == ["Answer to: still there?"]
+
+
+# 2. A turn that starts without a message ----------------------------------------------------------------
+
+
+def assigned_to_bot(fake: FakeChatwoot, waiting: dict) -> dict:
+    """conversation_updated as Chatwoot sends it when an agent assigns the conversation to the bot (v4.13+):
+    the status is unchanged (open), `messages[0]` is the contact's waiting message."""
+    body = factories.conversation_event(
+        "conversation_updated", status="open", conversation_id=CONVERSATION, assignee_type="AgentBot",
+        changed_attributes=[{"assignee_agent_bot_id": {"previous_value": None, "current_value": fake.bot.id}},
+                            {"updated_at": {"previous_value": 1781691340.1, "current_value": 1781691351.9}}])
+    body["meta"]["assignee"] = {"id": fake.bot.id, "name": fake.bot.name, "avatar_url": "", "type": "agent_bot"}
+    body["meta"]["team"] = None
+    body["messages"] = [{
+        "id": waiting["id"], "content": waiting["content"], "account_id": 1, "inbox_id": 1,
+        "conversation_id": CONVERSATION, "message_type": 0, "created_at": waiting["created_at"],
+        "private": False, "content_type": "text", "content_attributes": {}, "source_id": None,
+        "sender_type": "Contact", "sender_id": 42,
+        "sender": {"id": 42, "name": "Jane Doe", "email": "jane@example.com", "type": "contact"},
+    }]
+    return body
+
+
+async def test_a_conversation_assigned_to_the_bot_gets_its_waiting_message_answered_once():
+    fake = FakeChatwoot()
+    fake.add_conversation(conversation_id=CONVERSATION, status="open")
+    waiting = fake.add_message(CONVERSATION, "I have a billing question")
+    async with BotServer(echo_bot(), fake=fake) as server:
+        conversation = fake.conversation(CONVERSATION)
+        conversation.assignee_id, conversation.assignee_type = fake.bot.id, "AgentBot"  # the agent's assignment
+        assert await server.deliver(assigned_to_bot(fake, waiting)) == "accepted"
+        await server.settle()
+        assert replies(fake) == ["Answer to: I have a billing question"]
+        # the same message arriving later as message_created is not answered twice
+        late = factories.contact_message("I have a billing question", message_id=waiting["id"],
+                                         conversation_id=CONVERSATION, status="open", assignee_type="AgentBot")
+        late["conversation"]["meta"]["assignee"] = {"id": fake.bot.id, "type": "agent_bot"}
+        await server.deliver(late)
+        await server.settle()
+    assert replies(fake) == ["Answer to: I have a billing question"]
+
+
+# 3. Look before acting ---------------------------------------------------------------------------------
+
+
+class FailsOnce(Handler):
+    """Fails its first attempt (a transient error), then answers."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def handle(self, ctx) -> bool:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise ConnectionError("the model timed out")
+        await ctx.reply(f"Answer to: {ctx.text}")
+        return True
+
+
+async def test_a_retried_event_drops_its_actions_when_a_human_replied_meanwhile(caplog):
+    fake = pending_fake()
+    handler = FailsOnce()
+    async with BotServer(Bot("helper", [handler]), fake=fake) as server:
+        body = contact_writes(fake, "my order is late")
+        fake.add_message(CONVERSATION, "Hi, Alex here.", message_type="outgoing", sender_type="User", sender_id=7)
+        with caplog.at_level(logging.INFO, logger="botkit"):
+            await server.deliver(body)  # the human's reply is saved, its delivery has not come yet
+            await server.settle()
+        assert handler.attempts == 2
+        assert replies(fake) == []
+        assert any("dropping this turn's actions: a human replied in the conversation since" in r.getMessage()
+                   for r in caplog.records)
+        # and the bot stays silent there after
+        await server.deliver(contact_writes(fake, "hello?"))
+        await server.settle()
+    assert replies(fake) == [] and fake.conversation(CONVERSATION).status == "pending"
+
+
+async def test_an_event_that_waited_looks_and_a_fresh_one_does_not():
+    """With BOTKIT_LOOK_AFTER=0.001 every event has waited too long: the stale delivery (pending) is checked,
+    Chatwoot shows a human assignee, and nothing is done. With the default a fresh event never GETs."""
+    fake = FakeChatwoot()
+    fake.add_agent(1, 7, "Alex")
+    fake.add_conversation(conversation_id=CONVERSATION, status="open", assignee_id=7)
+    async with BotServer(echo_bot(), fake=fake, botkit_look_after=0.001) as server:
+        await server.deliver(contact_writes(fake, "anyone?"))
+        await server.settle()
+    assert replies(fake) == [] and len(fake.requests_to("GET", f"*/conversations/{CONVERSATION}")) == 1
+
+    fresh = pending_fake()
+    async with BotServer(echo_bot(), fake=fresh) as server:
+        await server.deliver(contact_writes(fresh, "hello"))
+        await server.settle()
+    assert replies(fresh) == ["Answer to: hello"] and fresh.requests_to("GET", "*") == []
+
+
+async def test_an_answer_that_took_a_slow_call_looks_before_it_is_posted():
+    fake = pending_fake()
+    fake.add_agent(1, 7, "Alex")
+    bot = Bot("helper")
+
+    @bot.fallback
+    async def slow_model(ctx):
+        answer = await ctx.once("model", slow_answer)  # a slow model call; an agent takes over meanwhile
+        await ctx.reply(answer)
+
+    async def slow_answer():
+        conversation = fake.conversation(CONVERSATION)
+        conversation.assignee_id, conversation.assignee_type, conversation.status = 7, "User", "open"
+        await asyncio.sleep(0.3)
+        return "Here is what I found."
+
+    async with BotServer(bot, fake=fake, botkit_look_after=0.2) as server:
+        await server.deliver(contact_writes(fake, "what is my balance?"))
+        await server.settle()
+    assert replies(fake) == []
+    assert fake.requests_to("GET", f"*/conversations/{CONVERSATION}") != []
+
+
+class Fixable(Handler):
+    def __init__(self) -> None:
+        self.broken = True
+
+    async def handle(self, ctx) -> bool:
+        if self.broken:
+            raise ValueError("the price list is missing")
+        await ctx.reply(f"fixed: {ctx.text}")
+        return True
+
+
+
+async def test_a_replayed_dead_letter_does_not_post_into_a_conversation_humans_took(tmp_path, capsys):
+    fake = pending_fake()
+    fake.add_agent(1, 7, "Alex")
+    handler = Fixable()
+    store = f"sqlite:///{tmp_path}/botkit.db"
+    async with BotServer(Bot("helper", [handler], handoff_on_failure=False), fake=fake, store=store,
+                         botkit_max_attempts=1) as server:
+        await server.deliver(contact_writes(fake, "how much is gold?"))
+        await server.settle()
+        [dead] = await server.store.dead_letters()
+        # meanwhile an agent took the conversation in Chatwoot
+        conversation = fake.conversation(CONVERSATION)
+        conversation.assignee_id, conversation.assignee_type, conversation.status = 7, "User", "open"
+        handler.broken = False
+        assert await asyncio.to_thread(cli.main, ["deadletters", "replay", dead.id, "--store", store]) == 0
+        deadline = time.monotonic() + 10
+        while not fake.requests_to("GET", f"*/conversations/{CONVERSATION}"):
+            assert time.monotonic() < deadline, "the replay never looked at the conversation"
+            await asyncio.sleep(0.02)
+        await server.settle()
+    assert replies(fake) == []
+
+
+# 4. Ambiguous creates ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["before the save (502)", "after the save (500)", "after the save (502)"])
+async def test_an_unclear_answer_to_a_reply_ends_with_exactly_one_reply(fault):
+    fake = pending_fake()
+    if fault.startswith("before"):
+        fake.fail_next("POST", f"*/conversations/{CONVERSATION}/messages", status=502,
+                       body="<html>502 Bad Gateway</html>")
+    else:
+        fake.fail_after_next("POST", f"*/conversations/{CONVERSATION}/messages",
+                             status=500 if "500" in fault else 502)
+    async with BotServer(echo_bot(), fake=fake) as server:
+        await server.deliver(contact_writes(fake, "where is my parcel?"))
+        await server.settle()
+        assert await server.store.dead_letters() == []
+    assert replies(fake) == ["Answer to: where is my parcel?"]
+    assert fake.conversation(CONVERSATION).status == "pending"  # not handed off
