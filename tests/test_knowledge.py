@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +149,16 @@ def test_the_index_lives_in_the_store_file_and_a_second_process_sees_changes(doc
     assert reader.search("paypal").verdict == "answer"
     writer.remove(next(d.id for d in writer.index.documents() if d.title == "Can I pay with PayPal?"))
     assert reader.search("paypal").verdict == "unanswered"
+
+
+def test_a_store_file_the_index_creates_is_private(tmp_path: Path) -> None:
+    """`botkit kb add` may create the store's file before any server: owner-only, as the store makes it."""
+    old = os.umask(0o022)
+    try:
+        SQLiteIndex(str(tmp_path / "botkit.db")).close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "botkit.db").stat().st_mode) == 0o600
 
 
 def test_gaps_are_kept_newest_first() -> None:

@@ -111,7 +111,10 @@ class SQLiteIndex:
     """The index in a SQLite file (`path`), or in memory (`":memory:"`)."""
 
     def __init__(self, path: str) -> None:
+        from botkit.store.sqlite import _create_private  # the store's file: owner-only, whoever creates it first
+
         self.path = path
+        _create_private(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         with self._lock:
