@@ -181,3 +181,11 @@ async def test_the_ready_knowledge_assistant_routes_keywords_answers_and_hands_o
         assert "Refunds reach your card within 14 days" in replies(server, 129)[0]["content"]
         await tell(server, "can you repair my bicycle", conversation_id=130)
         assert server.fake.conversation(130).status == "open"
+
+
+async def test_a_handler_after_one_that_hands_off_every_unanswered_question_stops_start_up(store: str) -> None:
+    from botkit import KeywordRouter
+
+    with pytest.raises(ConfigError, match="comes after 'knowledge', which answers every message_created"):
+        async with serving([KnowledgeHandler(when_unsure="handoff"), KeywordRouter([], fallback="Hi")], store):
+            pass

@@ -45,6 +45,7 @@ say so and call handoff_to_human; never answer from anything else.
 
 class KnowledgeHandler(Handler):
     name = "knowledge"
+    events = frozenset({"message_created"})  # questions; a contact's answer to a menu is not one
 
     def __init__(self, *, knowledge: KnowledgeBase | None = None, model: Any = None,
                  when_unsure: Literal["pass", "handoff"] | None = None,
@@ -67,7 +68,12 @@ class KnowledgeHandler(Handler):
     @classmethod
     def from_settings(cls) -> KnowledgeHandler:
         """The plugin `knowledge` (BOTKIT_HANDLERS=keywords,knowledge): BOTKIT_KB_* settings, no model."""
-        return cls()
+        return cls(when_unsure=load_settings().botkit_kb_when_unsure)
+
+    @property
+    def takes_all(self) -> frozenset[str]:
+        """Handing off what it cannot answer, it leaves no question to the handlers after it."""
+        return self.events if self.when_unsure == "handoff" else frozenset()
 
     async def startup(self, bot: Bot) -> None:
         settings = getattr(bot.runtime, "settings", None) or load_settings()
