@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 
+import httpx
 import pytest
 
 from botkit import Bot, Handler, cli
@@ -298,3 +299,37 @@ async def test_an_unclear_answer_to_a_reply_ends_with_exactly_one_reply(fault):
         assert await server.store.dead_letters() == []
     assert replies(fake) == ["Answer to: where is my parcel?"]
     assert fake.conversation(CONVERSATION).status == "pending"  # not handed off
+
+
+# The same, through a real `botkit serve` (its worker a child process, SQLite) --------------------------
+
+
+def test_botkit_serve_is_silent_after_a_human_and_answers_once_the_conversation_is_back(tmp_path, server_process):
+    from tests.conftest import signed
+
+    fake = pending_fake()
+    with fake.serve_in_thread():
+        server = server_process(BOTKIT_BOT="tests.support.echo_bot:make_bot", BOTKIT_STORE=f"sqlite:///{tmp_path}/b.db",
+                                CHATWOOT_BASE_URL=fake.url, CHATWOOT_BOT_TOKEN=fake.bot_token)
+
+        def deliver(body: dict) -> None:
+            raw, headers = signed(body, delivery_id=f"d-{time.monotonic_ns()}")
+            assert httpx.post(f"{server.url}/webhook", content=raw, headers=headers, timeout=10).status_code == 200
+
+        def wait_for_replies(count: int) -> None:
+            deadline = time.monotonic() + 20
+            while len(replies(fake)) < count:
+                assert time.monotonic() < deadline, f"replies so far: {replies(fake)}"
+                time.sleep(0.05)
+
+        deliver(contact_writes(fake, "first"))
+        wait_for_replies(1)
+        deliver(factories.agent_reply("I'll take this one.", conversation_id=CONVERSATION))
+        deliver(contact_writes(fake, "second"))
+        fake.conversation(CONVERSATION).status = "resolved"
+        deliver(factories.conversation_event("conversation_resolved", status="resolved", conversation_id=CONVERSATION))
+        fake.conversation(CONVERSATION).status = "pending"
+        deliver(contact_writes(fake, "third"))
+        wait_for_replies(2)
+        server.terminate()
+    assert replies(fake) == ["Answer to: first", "Answer to: third"]  # never "second": a human held it then
