@@ -333,3 +333,20 @@ def test_botkit_serve_is_silent_after_a_human_and_answers_once_the_conversation_
         wait_for_replies(2)
         server.terminate()
     assert replies(fake) == ["Answer to: first", "Answer to: third"]  # never "second": a human held it then
+
+
+def test_botkit_serve_says_once_at_start_up_that_an_older_chatwoot_turns_the_check_off(tmp_path, server_process):
+    from botkit.testing.fake_chatwoot import BOT_ENDPOINTS_BEFORE_4_14_2
+
+    fake = FakeChatwoot(bot_endpoints=BOT_ENDPOINTS_BEFORE_4_14_2)
+    fake.version = "4.13.0"
+    with fake.serve_in_thread():
+        server = server_process(BOTKIT_BOT="tests.support.echo_bot:make_bot", BOTKIT_STORE=f"sqlite:///{tmp_path}/b.db",
+                                CHATWOOT_BASE_URL=fake.url, CHATWOOT_BOT_TOKEN=fake.bot_token)
+        deadline = time.monotonic() + 20
+        while "looking before acting is off" not in server.log.read_text():
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.05)
+        server.terminate()
+    said = [line for line in server.log.read_text().splitlines() if "looking before acting is off" in line]
+    assert len(said) == 1 and "Chatwoot 4.13.0 does not let a bot token GET a conversation (4.14.2+ does)" in said[0]

@@ -176,6 +176,7 @@ async def run_worker(app: Starlette, shutdown_timeout: float) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with app.router.lifespan_context(app):
         log.info("botkit worker is running (store %s)", app.state.receiver.store.url)
+        await check_chatwoot_versions(app)
         stopped = asyncio.create_task(stop.wait())
         ended = asyncio.create_task(app.state.worker.finished())
         await asyncio.wait({stopped, ended}, return_when=asyncio.FIRST_COMPLETED)
@@ -183,6 +184,16 @@ async def run_worker(app: Starlette, shutdown_timeout: float) -> None:
             raise CommandError("the worker stopped on its own; the line above says why.")
         log.info("botkit worker is stopping: finishing in-flight events for up to %.0f s", shutdown_timeout)
     log.info("botkit worker stopped")
+
+
+async def check_chatwoot_versions(app: Starlette) -> None:
+    """At the worker's start-up, each bot that looks before acting reads its Chatwoot's version, so an older
+    Chatwoot (before 4.14.2, where a bot token may not GET a conversation) is said once, now (botkit.turn)."""
+    for endpoint in app.state.receiver.endpoints.values():
+        bot = endpoint.bot
+        looks, policies = getattr(bot, "looks", None), getattr(bot, "policies", None)
+        if looks is not None and not looks.checked and getattr(policies, "look_before_acting", False):
+            await looks.check_version(bot.runtime.chatwoot)
 
 
 def init(args: argparse.Namespace) -> int:
