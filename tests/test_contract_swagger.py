@@ -52,10 +52,12 @@ CALLS: list[tuple[str, str, Any]] = [
     ("set_custom_attributes", "bot", lambda c: c.set_custom_attributes(1, 128, {"x": 1})),
     ("list_agent_bots", "admin", lambda c: c.list_agent_bots(1)),
     ("create_agent_bot", "admin", lambda c: c.create_agent_bot(
-        1, name="b", outgoing_url="https://x/y", description="d", bot_type=0)),
+        1, name="b", outgoing_url="https://x/y", description="d", bot_type=0,
+        avatar_url="https://x/a.png", bot_config={"language": "en"})),
     ("get_agent_bot", "admin", lambda c: c.get_agent_bot(1, 999)),
     ("update_agent_bot", "admin", lambda c: c.update_agent_bot(1, 999, name="n", outgoing_url="https://n/w")),
     ("set_inbox_agent_bot", "admin", lambda c: c.set_inbox_agent_bot(1, 1, 999)),
+    ("get_inbox_agent_bot", "admin", lambda c: c.get_inbox_agent_bot(1, 1)),
     ("list_inboxes", "admin", lambda c: c.list_inboxes(1)),
     ("list_teams", "admin", lambda c: c.list_teams(1)),
     ("list_portals", "admin", lambda c: c.list_portals(1)),
@@ -64,7 +66,7 @@ CALLS: list[tuple[str, str, Any]] = [
     ("reset_agent_bot_secret", "admin", lambda c: c.reset_agent_bot_secret(1, 999)),
     ("delete_agent_bot", "admin", lambda c: c.delete_agent_bot(1, 999)),
     ("create_platform_bot", "platform", lambda c: c.create_platform_bot(
-        name="sys", outgoing_url="https://x/y", description="d", account_id=1)),
+        name="sys", outgoing_url="https://x/y", description="d", account_id=1, avatar_url="https://x/a.png")),
     ("list_platform_bots", "platform", lambda c: c.list_platform_bots()),
     ("get_platform_bot", "platform", lambda c: c.get_platform_bot(2000)),
     ("update_platform_bot", "platform", lambda c: c.update_platform_bot(2000, name="renamed")),

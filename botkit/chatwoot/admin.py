@@ -33,12 +33,16 @@ class AdminEndpoints:
         outgoing_url: str,
         description: str | None = None,
         bot_type: int | str | None = None,
+        avatar_url: str | None = None,
+        bot_config: dict[str, Any] | None = None,
     ) -> dict:
+        """`avatar_url`: an image Chatwoot fetches in the background (Avatar::AvatarFromUrlJob), shown as the
+        bot's `thumbnail` once fetched; `bot_config`: a JSON object kept with the bot
+        (app/controllers/api/v1/accounts/agent_bots_controller.rb)."""
         body: dict[str, Any] = {"name": name, "outgoing_url": outgoing_url}
-        if description is not None:
-            body["description"] = description
-        if bot_type is not None:
-            body["bot_type"] = bot_type
+        optional = {"description": description, "bot_type": bot_type, "avatar_url": avatar_url,
+                    "bot_config": bot_config}
+        body.update({key: value for key, value in optional.items() if value is not None})
         return await self._request(
             "POST", "/api/v1/accounts/{account_id}/agent_bots", idempotent=False, json=body,
             account_id=account_id)
@@ -76,6 +80,15 @@ class AdminEndpoints:
         await self._request(
             "POST", "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/set_agent_bot", idempotent=True,
             json={"agent_bot": bot_id}, account_id=account_id, inbox_id=inbox_id)
+
+    async def get_inbox_agent_bot(self, account_id: int, inbox_id: int) -> dict | None:
+        """The bot connected to the inbox, or None (app/views/api/v1/accounts/inboxes/agent_bot.json.jbuilder
+        answers `{"agent_bot": {}}` when there is none)."""
+        result = await self._request(
+            "GET", "/api/v1/accounts/{account_id}/inboxes/{inbox_id}/agent_bot", idempotent=True,
+            account_id=account_id, inbox_id=inbox_id)
+        bot = result.get("agent_bot") if isinstance(result, dict) else None
+        return bot or None
 
     async def list_inboxes(self, account_id: int) -> list[dict]:
         result = await self._request(
@@ -120,12 +133,14 @@ class AdminEndpoints:
         outgoing_url: str,
         description: str | None = None,
         account_id: int | None = None,
+        avatar_url: str | None = None,
     ) -> dict:
+        """A system bot (no `account_id`: every account may connect it to its inboxes). The Platform API
+        answers `{id, name, description, outgoing_url, account_id}`: never the bot's access token, and it
+        takes no `bot_config` (app/controllers/platform/api/v1/agent_bots_controller.rb)."""
         body: dict[str, Any] = {"name": name, "outgoing_url": outgoing_url}
-        if description is not None:
-            body["description"] = description
-        if account_id is not None:
-            body["account_id"] = account_id
+        optional = {"description": description, "account_id": account_id, "avatar_url": avatar_url}
+        body.update({key: value for key, value in optional.items() if value is not None})
         return await self._request("POST", "/platform/api/v1/agent_bots", idempotent=False, json=body)
 
     async def get_platform_bot(self, bot_id: int) -> dict:

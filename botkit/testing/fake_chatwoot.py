@@ -225,15 +225,26 @@ class AgentBot:
     description: str = ""
     bot_type: str = "webhook"
     platform_made: bool = False
+    avatar_url: str = ""  # as if Avatar::AvatarFromUrlJob had fetched the given avatar_url
+    bot_config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, *, for_admin: bool = True) -> dict[str, Any]:
-        data = {"id": self.id, "name": self.name, "description": self.description, "thumbnail": "",
-                "outgoing_url": self.outgoing_url, "bot_type": self.bot_type, "bot_config": {},
-                "account_id": self.account_id, "access_token": self.access_token,
-                "system_bot": self.account_id is None}
-        if for_admin:
+        """The account API's view (app/views/api/v1/models/_agent_bot.json.jbuilder): a system bot's outgoing
+        URL and secret are not shown."""
+        system = self.account_id is None
+        data = {"id": self.id, "name": self.name, "description": self.description, "thumbnail": self.avatar_url,
+                "bot_type": self.bot_type, "bot_config": self.bot_config, "account_id": self.account_id,
+                "access_token": self.access_token, "system_bot": system}
+        if not system:
+            data["outgoing_url"] = self.outgoing_url
+        if for_admin and not system:
             data["secret"] = self.secret
         return data
+
+    def platform_json(self) -> dict[str, Any]:
+        """The Platform API's view (app/views/platform/api/v1/models/_agent_bot.json.jbuilder): no token."""
+        return {"id": self.id, "name": self.name, "description": self.description,
+                "outgoing_url": self.outgoing_url, "account_id": self.account_id}
 
     def slim_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "description": self.description, "avatar_url": "",
@@ -624,6 +635,7 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             ("GET", account + "/inboxes", "inboxes#index", self._list_inboxes),
             ("POST", account + "/inboxes/{inbox_id:int}/set_agent_bot", "inboxes#set_agent_bot",
              self._set_inbox_bot),
+            ("GET", account + "/inboxes/{inbox_id:int}/agent_bot", "inboxes#agent_bot", self._inbox_bot),
             ("GET", account + "/teams", "teams#index", self._list_teams),
             ("GET", account + "/portals", "portals#index", self._list_portals),
             ("GET", account + "/portals/{portal_slug}/articles", "articles#index", self._list_articles),
@@ -1017,8 +1029,15 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             raise ChatwootReply(_error(404, NOT_FOUND))
         return bot
 
-    def _bot_fields(self, body: dict[str, Any], bot: AgentBot | None = None) -> dict[str, Any]:
-        fields = {key: body[key] for key in ("name", "description", "outgoing_url") if key in body}
+    def _bot_fields(self, body: dict[str, Any], bot: AgentBot | None = None, *,
+                    platform: bool = False) -> dict[str, Any]:
+        """The fields Chatwoot's controller permits: the account API's agent_bots_controller.rb takes
+        bot_config (an object), the Platform API's (platform/api/v1/agent_bots_controller.rb) drops it
+        silently, as Rails drops any unpermitted parameter. Both take avatar_url, fetched by a job."""
+        keys = ("name", "description", "outgoing_url", "avatar_url") + (() if platform else ("bot_config",))
+        fields = {key: body[key] for key in keys if key in body}
+        if not isinstance(fields.get("bot_config", {}), dict):  # permit(bot_config: {}) drops a non-object
+            del fields["bot_config"]
         name = fields.get("name", bot.name if bot else None)
         if not name:
             raise ChatwootReply(JSONResponse(
@@ -1033,7 +1052,7 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         fields = self._bot_fields(await self._json(request))
         bot = self.add_agent_bot(request.path_params["account_id"], name=fields["name"],
                                  outgoing_url=fields.get("outgoing_url", ""))
-        bot.description = fields.get("description") or ""
+        self._apply_bot_fields(bot, fields)
         return JSONResponse(bot.to_json())
 
     async def _show_bot(self, request: Request, principal: Principal) -> Response:
@@ -1041,9 +1060,18 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
 
     async def _update_bot(self, request: Request, principal: Principal) -> Response:
         bot = self._account_bot(request)
-        for key, value in self._bot_fields(await self._json(request), bot).items():
-            setattr(bot, key, value if value is not None else "")
+        self._apply_bot_fields(bot, self._bot_fields(await self._json(request), bot))
         return JSONResponse(bot.to_json())
+
+    @staticmethod
+    def _apply_bot_fields(bot: AgentBot, fields: dict[str, Any]) -> None:
+        for key, value in fields.items():
+            if key == "bot_config":
+                bot.bot_config = dict(value)
+            elif key == "avatar_url":
+                bot.avatar_url = value or bot.avatar_url  # a blank avatar_url starts no job
+            else:
+                setattr(bot, key, value if value is not None else "")
 
     async def _delete_bot(self, request: Request, principal: Principal) -> Response:
         bot = self._account_bot(request)
@@ -1079,6 +1107,15 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         inbox.agent_bot_id = bot_id
         return Response(status_code=200)
 
+    async def _inbox_bot(self, request: Request, principal: Principal) -> Response:
+        """`{"agent_bot": {...}}`, or `{"agent_bot": {}}` when no bot is connected
+        (app/views/api/v1/accounts/inboxes/agent_bot.json.jbuilder)."""
+        inbox = self.inboxes.get(request.path_params["inbox_id"])
+        if inbox is None or inbox.account_id != request.path_params["account_id"]:
+            raise ChatwootReply(_error(404, NOT_FOUND))
+        bot = self.bots.get(inbox.agent_bot_id) if inbox.agent_bot_id is not None else None
+        return JSONResponse({"agent_bot": bot.to_json(for_admin=False) if bot else {}})
+
     async def _list_teams(self, request: Request, principal: Principal) -> Response:
         account_id = request.path_params["account_id"]
         return JSONResponse([t.to_json() for t in self.teams.values() if t.account_id == account_id])
@@ -1086,33 +1123,39 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
     # Platform API -------------------------------------------------------------------------------------
 
     def _platform_bot(self, request: Request) -> AgentBot:
+        """platform_controller.rb: a bot that is not there is 404; one this platform app did not make (not
+        among its permissibles) is 401 "Non permissible resource"."""
         bot = self.bots.get(request.path_params["bot_id"])
-        if bot is None or not bot.platform_made:
+        if bot is None:
             raise ChatwootReply(_error(404, NOT_FOUND))
+        if not bot.platform_made:
+            raise ChatwootReply(JSONResponse({"error": "Non permissible resource"}, status_code=401))
         return bot
 
     async def _platform_list_bots(self, request: Request, principal: Principal) -> Response:
-        return JSONResponse([b.to_json(for_admin=False) for b in self.bots.values() if b.platform_made])
+        return JSONResponse([b.platform_json() for b in self.bots.values() if b.platform_made])
 
     async def _platform_create_bot(self, request: Request, principal: Principal) -> Response:
         body = await self._json(request)
-        fields = self._bot_fields(body)
+        fields = self._bot_fields(body, platform=True)
         bot = self.add_agent_bot(body.get("account_id"), name=fields["name"],
                                  outgoing_url=fields.get("outgoing_url", ""))
         bot.platform_made = True
-        bot.description = fields.get("description") or ""
-        return JSONResponse(bot.to_json(for_admin=False))
+        self._apply_bot_fields(bot, fields)
+        return JSONResponse(bot.platform_json())
 
     async def _platform_show_bot(self, request: Request, principal: Principal) -> Response:
-        return JSONResponse(self._platform_bot(request).to_json(for_admin=False))
+        return JSONResponse(self._platform_bot(request).platform_json())
 
     async def _platform_update_bot(self, request: Request, principal: Principal) -> Response:
         bot = self._platform_bot(request)
-        for key, value in self._bot_fields(await self._json(request), bot).items():
-            setattr(bot, key, value if value is not None else "")
-        return JSONResponse(bot.to_json(for_admin=False))
+        self._apply_bot_fields(bot, self._bot_fields(await self._json(request), bot, platform=True))
+        return JSONResponse(bot.platform_json())
 
     async def _platform_delete_bot(self, request: Request, principal: Principal) -> Response:
         bot = self._platform_bot(request)
         del self.bots[bot.id]
+        for inbox in self.inboxes.values():  # its agent_bot_inboxes go with it (app/models/agent_bot.rb)
+            if inbox.agent_bot_id == bot.id:
+                inbox.agent_bot_id = None
         return Response(status_code=200)
