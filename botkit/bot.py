@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from botkit import events, i18n, metrics, turn
+from botkit.agents import Agents, due_event, is_due_event
 from botkit.config import ConfigError
 from botkit.context import ActionRefused, Context
+from botkit.hours import Clock, Schedule
 from botkit.media import Media
+from botkit.openings import INDEX_EVENT
 from botkit.router import MESSAGES, Handler, Router, check_order, passes
 from botkit.store.base import Job
 from botkit.text import fold
@@ -62,7 +65,14 @@ class Bot:
         handoff_on_failure: bool = True,
         language: str | None = None,
         locales: str | Sequence[str] = (),
+        mode: str | None = None,
+        hours: Schedule | str | None = None,
+        summary: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`mode` (answer, suggest), `hours` (a Schedule, its text, or "chatwoot") and `summary` (auto, model,
+        built, off) override BOTKIT_MODE, BOTKIT_HOURS and BOTKIT_SUMMARY; `clock` (an aware datetime now)
+        is for tests that move time."""
         if when_cannot_reply not in ("skip", "handoff"):
             raise ValueError("when_cannot_reply must be 'skip' or 'handoff'")
         self.name = name
@@ -84,6 +94,8 @@ class Bot:
         self.looks = turn.LookSwitch()
         self.bot_id: int | None = None  # the agent bot's id in Chatwoot, when known (CHATWOOT_BOT_ID)
         self.look_after = 5.0  # seconds (BOTKIT_LOOK_AFTER)
+        self._agent_options = {"mode": mode, "hours": hours, "summary": summary, "clock": clock}
+        self.agents = Agents()  # replaced from the settings by bind()
 
     # decorators: they register into the bot's own router, which runs before the handlers given here -------
     @property
@@ -127,14 +139,18 @@ class Bot:
             self.default_language = settings.botkit_language
         if settings is not None:
             self.media = Media.from_settings(settings)
+            self.agents = Agents.from_settings(settings, **self._agent_options)
+        self.agents.openings.bind(runtime.store, getattr(runtime, "name", "default"))
 
     async def startup(self) -> None:
         """Check the chain's order (ConfigError: a handler after a catch-all), then start every handler."""
         check_order(self.name, self._leaves())
         for handler in self.chain:
             await handler.startup(self)
+        self.agents.openings.start()
 
     async def shutdown(self) -> None:
+        await self.agents.close()
         for handler in self.chain:
             with contextlib.suppress(Exception):
                 await handler.shutdown()
@@ -169,8 +185,9 @@ class Bot:
             raise ConfigError(f"BOTKIT_TEAMS must give the Chatwoot id of every team the bot assigns, e.g. {example}.")
 
     # the gate -----------------------------------------------------------------------------------------
-    def admits(self, event: events.Event) -> bool:
-        """Is this event the bot's business? (Policies; logged at debug when not.)"""
+    def admits(self, event: events.Event, *, suggesting: bool = False) -> bool:
+        """Is this event the bot's business? (Policies; logged at debug when not.) In suggest mode the bot
+        suggests in any conversation that is not resolved, whoever holds it."""
         conversation = event.conversation
         if isinstance(event, events.MessageEvent):
             if event.name == "message_created" and self.policies.incoming_only:
@@ -182,49 +199,73 @@ class Bot:
                 message = event.message
                 if not (message.submitted_values or message.submitted_email):
                     return False
+            if suggesting and conversation is not None:
+                return conversation.status != "resolved"
             if self.policies.pending_only and not turn.is_the_bots(conversation, self.bot_id):
                 return False
         return True
 
     # running ------------------------------------------------------------------------------------------
     async def handle(self, event: events.Event, job: Job) -> None:
+        store = self.runtime.store
         if event.name == "conversation_resolved":
-            await self.runtime.store.clear_state(job.lane)  # a resolved conversation starts afresh
-        if self.policies.yield_to_humans and self.turns is not None:
+            await store.clear_state(job.lane)  # a resolved conversation starts afresh
+        if event.name == INDEX_EVENT:  # the index of hand-offs waiting for opening time (botkit/openings.py)
+            return await self.agents.openings.update_index(event.raw)
+        if is_due_event(event):
+            event = due_event(event)
+        command = self.agents.command_in(event)  # an agent's note: runs whoever holds the conversation
+        held = False
+        if command is None and not is_due_event(event) and self.policies.yield_to_humans and self.turns is not None:
             taken = await self._whose_turn(event, job)
-            if taken is None:
-                return
-            event = taken
-        if not self.admits(event):
+            held = taken is None
+            event = taken or event
+        admitted = command is not None or is_due_event(event) or (not held and self.admits(event))
+        maybe_suggest = not admitted and self.admits(event, suggesting=True)  # the conversation's mode decides
+        watch = self.agents.hours is not None and event.name in ("conversation_opened", "conversation_status_changed")
+        if not (admitted or maybe_suggest or watch):  # watch: an agent may take a conversation waiting for opening
             log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
             return
-        handlers = [h for h in self._leaves() if event.name in h.events]
-        if not handlers:
-            await self._answered(event, job)
-            return
-        store = self.runtime.store
         state = await store.get_state(job.lane)
         before = json.dumps(state, sort_keys=True)  # a snapshot: handlers may change nested values in place
         journal = await store.journal(job.key)
         ctx = Context(event, job, self, state=state, journal=journal)
-        if self.policies.look_before_acting and self.looks.on:
-            waited = time.time() - job.enqueued_at
-            ctx.lookout = turn.Lookout(
-                self.runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
-                stale=job.attempts > 0 or REPLAYED in journal or waited > self.look_after,
-                look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks)
+        ctx.suggesting = self.agents.mode_of(event, state) == "suggest"
+        if command is not None:
+            await self.agents.run_command(ctx, command)
+        elif is_due_event(event):
+            await self.agents.opening_due(ctx)
+        elif self.agents.stop_waiting(event, state):
+            pass  # an agent took the conversation before opening time
+        elif admitted or (ctx.suggesting and not await self.agents.paused(ctx)):
+            if self.policies.look_before_acting and self.looks.on and not ctx.suggesting:
+                waited = time.time() - job.enqueued_at
+                ctx.lookout = turn.Lookout(
+                    self.runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
+                    stale=job.attempts > 0 or REPLAYED in journal or waited > self.look_after,
+                    look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks)
+            await self._run(ctx)
+        if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
+            await store.set_state(job.lane, ctx.state)
+        if ctx.dropped is None and command is None:
+            await self._answered(event, job)
+
+    async def _run(self, ctx: Context) -> None:
+        """The handler chain for one admitted event, with typing shown while it runs."""
+        handlers = [h for h in self._leaves() if ctx.event.name in h.events]
+        if not handlers:
+            return
         await self._transcribe(ctx)
-        typing = self._typing_later(ctx) if event.name in MESSAGES else None
+        if ctx.event.name in MESSAGES:
+            self.agents.before_handlers(ctx)
+        typing = self._typing_later(ctx) if ctx.event.name in MESSAGES and not ctx.suggesting else None
         try:
             await self._chain(ctx, handlers)
+            await self.agents.after_handlers(ctx)
         finally:
             if typing is not None:
                 typing.cancel()
             await ctx.typing(False)  # a no-op unless this event showed typing
-        if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
-            await store.set_state(job.lane, ctx.state)
-        if ctx.dropped is None:
-            await self._answered(event, job)
 
     async def _whose_turn(self, event: events.Event, job: Job) -> events.Event | None:
         """Keep the conversation's turn record (botkit.turn) and decide what this event is for the bot: itself,
@@ -313,11 +354,14 @@ class Bot:
         if self.turns is not None and self.policies.yield_to_humans \
                 and (await self.turns.get(job.lane)).held_by_humans:
             return  # humans hold it already
-        ctx = Context(event, job, self, state={}, journal=await self.runtime.store.journal(job.key))
+        store = self.runtime.store
+        state = await store.get_state(job.lane)  # the transcript so far, for the summary
+        ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
         ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
         await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "
                                                    "it is yours now."), error=type(error).__name__),
                           reason="dead_letter")
+        await store.set_state(job.lane, ctx.state)
 
 
 def _language_setting(language: str | None, where: str) -> str | None:

@@ -6,6 +6,7 @@ its own token, secret and settings; anything a bot does not set comes from the e
     token_file = "/run/secrets/support_token"
     secret = "..."                          # or secret_file; comma-separated during a rotation
     teams = "billing=3,technical=4"
+    mode = "suggest"                        # and summary, hours, holidays, outside_hours, ...
 
     [bots.sales]
     handlers = "keywords"
@@ -34,6 +35,13 @@ KEYS = {
     "teams": "botkit_teams",
     "basic_auth": "botkit_basic_auth",
     "allow_unsigned": "botkit_allow_unsigned",
+    "mode": "botkit_mode",
+    "suggest_inboxes": "botkit_suggest_inboxes",
+    "command_prefix": "botkit_command_prefix",
+    "summary": "botkit_summary",
+    "hours": "botkit_hours",
+    "holidays": "botkit_holidays",
+    "outside_hours": "botkit_outside_hours",
 }
 FILE_KEYS = {"token_file": "token", "secret_file": "secret"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     botkit_transcription_model: str | None = None  # e.g. whisper-1: voice notes become text before handlers run
     botkit_transcription_base_url: str | None = None  # an OpenAI-compatible server; OPENAI_BASE_URL when unset
 
+    # Working beside the agents (botkit/agents.py, botkit/summary.py, botkit/hours.py)
+    botkit_mode: str = "answer"  # answer: reply to the contact; suggest: private suggestions agents send
+    botkit_suggest_inboxes: str | None = None  # inbox ids in suggest mode while the bot answers elsewhere
+    botkit_command_prefix: str = Field("/", min_length=1)  # agents' commands in private notes start with it
+    botkit_summary: str = "auto"  # the hand-off note: auto, model, built or off
+    botkit_hours: str | None = None  # "Europe/Paris; mon-fri 09:00-17:00", or "chatwoot": each inbox's own
+    botkit_holidays: str = ""  # 2026-12-25,2027-01-01 (closed all day)
+    botkit_outside_hours: str = "wait"  # a hand-off outside the hours: wait (pending until opening) or open
+
     # Logs
     botkit_log_level: str = "INFO"
     botkit_log_format: str = "text"
@@ -92,6 +101,7 @@ class Settings(BaseSettings):
                      "chatwoot_webhook_secret", "botkit_basic_auth", "openai_api_key", "botkit_handlers",
                      "botkit_teams", "botkit_bots_file", "chatwoot_base_url", "botkit_transcription_model",
                      "botkit_transcription_base_url", "botkit_kb_embeddings_url", "botkit_kb_min_score",
+                     "botkit_hours", "botkit_suggest_inboxes",
                      mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -138,6 +148,43 @@ class Settings(BaseSettings):
             raise ValueError("must be text or json")
         return value
 
+    @field_validator("botkit_mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in ("answer", "suggest"):
+            raise ValueError("must be answer or suggest")
+        return value
+
+    @field_validator("botkit_summary")
+    @classmethod
+    def _summary(cls, value: str) -> str:
+        if value not in ("auto", "model", "built", "off"):
+            raise ValueError("must be auto, model, built or off")
+        return value
+
+    @field_validator("botkit_outside_hours")
+    @classmethod
+    def _outside_hours(cls, value: str) -> str:
+        if value not in ("wait", "open"):
+            raise ValueError("must be wait (pending until opening time) or open (open now, with a note)")
+        return value
+
+    @field_validator("botkit_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() != "chatwoot":
+            from botkit.hours import Schedule
+
+            Schedule.parse(value)  # raises ValueError with the part that is wrong
+        return value
+
+    @field_validator("botkit_suggest_inboxes")
+    @classmethod
+    def _inboxes(cls, value: str | None) -> str | None:
+        if value is not None and not all(p.strip().isdigit() for p in value.split(",") if p.strip()):
+            raise ValueError("must be inbox ids separated by commas, e.g. 3,5")
+        return value
+
     @field_validator("botkit_basic_auth")
     @classmethod
     def _basic(cls, value: SecretStr | None) -> SecretStr | None:
@@ -156,6 +203,10 @@ class Settings(BaseSettings):
     def teams(self) -> dict[str, int]:
         """`BOTKIT_TEAMS=billing=3,technical=4` as {"billing": 3, "technical": 4}."""
         return parse_teams(self.botkit_teams or "")
+
+    @property
+    def suggest_inboxes(self) -> frozenset[int]:
+        return frozenset(int(p) for p in (self.botkit_suggest_inboxes or "").split(",") if p.strip())
 
 
 def parse_teams(text: str) -> dict[str, int]:

@@ -15,10 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from botkit import events, i18n, metrics, turn
+from botkit import events, i18n, turn
 from botkit.chatwoot.errors import DeliveryUnknown
 from botkit.files import File, plan
 from botkit.store.base import Job
+from botkit.summary import remember
 
 if TYPE_CHECKING:
     from botkit.bot import Bot
@@ -49,6 +50,7 @@ class Context:
         self._journal = journal
         self._step = 0
         self.handed_off = False
+        self.suggesting = False  # suggest mode: replies become private suggestions (botkit/agents.py)
         self._typing = False  # shown by this event: only then is there something to turn off
         self.lookout: turn.Lookout | None = None  # looks at the conversation before a stale or slow action
         self.dropped: str | None = None  # why this turn's actions are dropped: the conversation is not the bot's
@@ -213,7 +215,10 @@ class Context:
         """Send a message to the contact: text, or a rich message (botkit.rich), degraded to what the channel
         shows, with `files` (botkit.files.File, or paths) attached as multipart. Where the channel cannot take
         them in one message (WhatsApp, TikTok: botkit/files.py), they go in several, each journaled.
-        Returns the result of the last message sent."""
+        Returns the result of the last message sent. In suggest mode it becomes a private note agents may
+        send with `/send` (botkit/agents.py)."""
+        if self.suggesting and message is not None:
+            return await self.bot.agents.suggest(self, self._payload(message))
         if self.conversation is not None and not self.conversation.can_reply:
             if self.bot.when_cannot_reply == "handoff" and not self.handed_off:
                 log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
@@ -240,9 +245,12 @@ class Context:
     async def _send(self, payload: dict[str, Any] | None, echo_id: str | None) -> Any:
         if payload is None:
             raise ValueError("ctx.reply needs a message, files, or both")
-        return await self._act("reply", lambda: self._post(
+        result = await self._act("reply", lambda: self._post(
             payload["content"], content_type=payload.get("content_type", "text"),
             content_attributes=payload.get("content_attributes"), echo_id=echo_id))
+        if self.dropped is None and self.bot.agents.summary != "off":
+            remember(self.state, "bot", payload["content"])  # the transcript a hand-off summary is written from
+        return result
 
     def _payload(self, message: Any) -> dict[str, Any]:
         if isinstance(message, str):
@@ -282,26 +290,12 @@ class Context:
 
     async def handoff(self, *, team: str | int | None = None, note: str | None = None,
                       message: str | None = None, reason: str = "handler") -> None:
-        """Hand the conversation to humans: message the contact, leave a note, assign a team, then open it.
+        """Hand the conversation to humans: message the contact, leave one summary note (with `note` in it),
+        assign a team, then open it. Outside business hours the contact is told when people are back and the
+        hand-off waits for opening time, or opens now, as configured (botkit/agents.py).
 
-        `reason` labels the hand-off in the metrics (handler, dead_letter, reply_window)."""
-        if message:
-            await self.reply(message)
-        if note:
-            await self.note(note)
-        if team is not None:
-            await self.assign_team(team)
-        first_time = self._step not in self._journal  # a retried event skips the journaled hand-off: count it once
-        done = await self._act("handoff", lambda: self.chatwoot.toggle_status(
-            self.account_id, self.conversation_id, "open"))
-        if self.dropped is not None and done is None:
-            return
-        if first_time:
-            metrics.of(self.bot.runtime).handoff(reason)
-        self.handed_off = True
-        if self.bot.turns is not None and self.bot.policies.yield_to_humans:
-            # humans hold it now, also where Chatwoot keeps it assigned to the bot (an open conversation)
-            await self.bot.turns.hold_for_humans(self.job.lane, "the bot handed off")
+        `reason` says why, in the summary and the metrics (handler, keywords, model, dead_letter, ...)."""
+        await self.bot.agents.handoff(self, team=team, note=note, message=message, reason=reason)
 
     async def resolve(self) -> Any:
         return await self._act("resolve", lambda: self.chatwoot.toggle_status(

@@ -12,7 +12,7 @@ What is measured, and where it is fed from:
 - `botkit_events_total{outcome}` and `botkit_event_seconds{outcome}` (done, retry, dead_letter), and
   `botkit_dead_letters_total{event}`: fed by the worker's `on_outcome`.
 - `botkit_handler_seconds{handler}` and `botkit_handler_errors_total{handler}`: each handler of a Bot's chain.
-- `botkit_handoffs_total{reason}`: hand-offs to humans (handler, dead_letter, reply_window).
+- `botkit_handoffs_total{reason}`: hand-offs to humans (handler, keywords, model, dead_letter, reply_window, suggest).
 - `botkit_chatwoot_requests_total{endpoint,status}`, `botkit_chatwoot_request_seconds{endpoint}`,
   `botkit_chatwoot_retries_total{endpoint}` and `botkit_chatwoot_throttle_wait_seconds_total`: each attempt
   of an API call by path template (never a token), its HTTP status (or `unreachable`, `no_answer`), the

@@ -103,18 +103,20 @@ class ModelSummarizer:
         self.timeout = timeout
 
     @classmethod
-    def from_openai_settings(cls) -> ModelSummarizer:
-        """Built from the OpenAI handler's settings (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, ...)."""
+    def from_openai_settings(cls, api_key: Any = None) -> ModelSummarizer:
+        """Built from the OpenAI handler's settings (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, ...);
+        `api_key` (a SecretStr, e.g. botkit's own OPENAI_API_KEY setting) when they have none."""
         import openai  # the optional extra: only a bot with a model needs it
 
         from botkit.adapters.openai import OpenAISettings
 
         settings = OpenAISettings()
-        if settings.api_key is None:
+        key = settings.api_key or api_key
+        if key is None:
             from botkit.config import ConfigError
 
             raise ConfigError("BOTKIT_SUMMARY=model needs OPENAI_API_KEY (any value for a local server).")
-        client = openai.AsyncOpenAI(api_key=settings.api_key.get_secret_value(), base_url=settings.base_url,
+        client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=settings.base_url,
                                     timeout=settings.timeout, max_retries=settings.max_retries)
         return cls(client, settings.model, timeout=settings.timeout)
 

@@ -58,7 +58,7 @@ def test_a_menu_option_picked_by_number_reaches_the_handler(tmp_path):
         assert "1. Track my order" in shown and "2. Get a refund" in shown
         shown = say(child, "2")
         assert "(you picked 'Get a refund')" in shown
-        assert "[note] The contact asked for a refund." in shown
+        assert "[note] Hand-off summary" in shown and "Note: The contact asked for a refund." in shown
         assert "[team] assigned to billing (3)" in shown
         assert "[hand-off]" in shown
         assert "[new conversation" in say(child, "/reset")

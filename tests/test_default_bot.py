@@ -31,11 +31,14 @@ async def flow(bot_flow):
 @pytest.mark.parametrize("text", ["I have a billing question", "PAYMENT failed"])
 async def test_billing_goes_to_the_billing_team(flow, text):
     await flow.send(text)
-    flow.expect_reply("I'm transferring you to our billing team.").expect_team("billing").expect_handoff()
+    flow.expect_reply("I'm transferring you to our billing team.").expect_summary("Wants: ")
+    flow.expect_team("billing").expect_handoff()
     flow.expect_no_action()
     assert calls(flow) == [
         ("POST", "/messages", {"content": "I'm transferring you to our billing team.", "message_type": "outgoing",
                                "private": False, "content_type": "text"}),
+        ("POST", "/messages", {"content": flow.fake.messages(128)[-2]["content"], "message_type": "outgoing",
+                               "private": True, "content_type": "text"}),
         ("POST", "/assignments", {"team_id": 3}),
         ("POST", "/toggle_status", {"status": "open"}),
     ]
@@ -46,15 +49,17 @@ async def test_billing_goes_to_the_billing_team(flow, text):
 async def test_technical_goes_to_the_technical_team(flow, text):
     await flow.send(text)
     flow.expect_reply("Let me connect you with our technical support team.")
-    flow.expect_team(4).expect_handoff().expect_no_action()
+    flow.expect_summary("Why: a keyword rule").expect_team(4).expect_handoff().expect_no_action()
 
 
 @pytest.mark.parametrize("text", ["I want a human", "agent please", "a real person"])
 async def test_human_hands_off_without_a_team(flow, text):
     await flow.send(text)
-    flow.expect_reply("Let me connect you with a human agent.").expect_handoff().expect_no_action()
+    flow.expect_reply("Let me connect you with a human agent.").expect_summary().expect_handoff().expect_no_action()
     assert [c[2] for c in calls(flow)] == [
         {"content": "Let me connect you with a human agent.", "message_type": "outgoing", "private": False,
+         "content_type": "text"},
+        {"content": flow.fake.messages(128)[-2]["content"], "message_type": "outgoing", "private": True,
          "content_type": "text"},
         {"status": "open"},
     ]
@@ -81,7 +86,7 @@ async def test_no_loops_the_bot_ignores_what_is_not_the_contact(flow, body):
 
 async def test_after_a_handoff_the_bot_is_silent_until_the_conversation_is_pending_again(flow):
     await flow.send("billing please")
-    flow.expect_reply().expect_team("billing").expect_handoff()
+    flow.expect_reply().expect_summary().expect_team("billing").expect_handoff()
     # the conversation is open now: the contact's next messages are the humans' business
     await flow.deliver(factories.conversation_event("conversation_opened", status="open"))
     await flow.send("hello?")
@@ -102,10 +107,11 @@ async def test_a_transient_failure_of_a_later_action_does_not_repeat_the_earlier
     # the hand-off fails for a while (the client gives up, the event is retried), then works
     flow.fake.fail_next("POST", "/api/v1/accounts/1/conversations/128/toggle_status", status=503, times=3)
     await flow.send("billing")
-    flow.expect_reply("I'm transferring you to our billing team.").expect_team("billing").expect_handoff()
+    flow.expect_reply("I'm transferring you to our billing team.").expect_summary("Wants: ")
+    flow.expect_team("billing").expect_handoff()
     flow.expect_no_action()  # the reply and the assignment went once
     assert [(m, p) for m, p, _ in calls(flow)].count(("POST", "/toggle_status")) == 4
-    assert [(m, p) for m, p, _ in calls(flow)].count(("POST", "/messages")) == 1
+    assert [(m, p) for m, p, _ in calls(flow)].count(("POST", "/messages")) == 2  # the reply, the summary
     assert flow.status == "open"
 
 

@@ -81,7 +81,8 @@ async def test_send_posts_a_signed_message_the_bot_answers(tmp_path):
         assert code == 0, err
         assert f"POST {url} (conversation 77" in out and '-> HTTP 200 {"status":"accepted"}' in out
         await flow.server.settle()
-        flow.expect_reply("I'm transferring you to our billing team.").expect_team("billing").expect_handoff()
+        flow.expect_reply("I'm transferring you to our billing team.").expect_summary()
+        flow.expect_team("billing").expect_handoff()
         # a second send is a new message, not a duplicate (once humans resolved it, the conversation is the
         # bot's again: until then the bot stays silent after its hand-off)
         await flow.resolve()

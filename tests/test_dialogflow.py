@@ -14,6 +14,7 @@ from botkit.adapters.dialogflow import DialogflowHandler
 from botkit.bot import Bot
 from botkit.config import ConfigError
 from botkit.rich import InputSelect, Option
+from botkit.summary import HEADER
 from botkit.testing import factories
 from botkit.testing.fake_dialogflow import FakeDialogflow, LiveAgentHandoff, dialogflow_payload, handoff, resolve
 from botkit.testing.harness import BotServer
@@ -43,6 +44,17 @@ async def until(condition, timeout=5.0):
 
 def text(content):
     return ("/messages", {"content": content, "message_type": "outgoing", "private": False, "content_type": "text"})
+
+
+class _Summary:
+    """Equal to the hand-off summary note's call (botkit/summary.py)."""
+
+    def __eq__(self, call: object) -> bool:
+        return (isinstance(call, tuple) and call[0] == "/messages" and call[1].get("private") is True
+                and call[1]["content"].startswith(HEADER))
+
+
+SUMMARY = _Summary()
 
 
 @pytest.fixture
@@ -107,7 +119,7 @@ async def test_handoff_payload_opens_the_conversation(server, dialogflow):
     dialogflow.on("human please", "Connecting you to a person.", handoff())
     await server.deliver(factories.contact_message("human please"))
     await server.settle()
-    assert chatwoot_calls(server.fake) == [text("Connecting you to a person."),
+    assert chatwoot_calls(server.fake) == [text("Connecting you to a person."), SUMMARY,
                                            ("/toggle_status", {"status": "open"})]
     assert server.fake.conversation(128).status == "open"
 
@@ -116,7 +128,8 @@ async def test_handoff_with_a_team_assigns_it_first(server, dialogflow):
     dialogflow.on("invoice", handoff(team="billing"))
     await server.deliver(factories.contact_message("invoice"))
     await server.settle()
-    assert chatwoot_calls(server.fake) == [("/assignments", {"team_id": 3}), ("/toggle_status", {"status": "open"})]
+    assert chatwoot_calls(server.fake) == [SUMMARY, ("/assignments", {"team_id": 3}),
+                                           ("/toggle_status", {"status": "open"})]
 
 
 async def test_resolve_payload_resolves(server, dialogflow):
@@ -182,7 +195,7 @@ async def test_live_agent_handoff_of_cx_hands_off(dialogflow):
         server.fake.add_conversation(conversation_id=128, status="pending")
         await server.deliver(factories.contact_message("agent"))
         await server.settle()
-        assert chatwoot_calls(server.fake) == [text("One moment."), ("/toggle_status", {"status": "open"})]
+        assert chatwoot_calls(server.fake) == [text("One moment."), SUMMARY, ("/toggle_status", {"status": "open"})]
 
 
 async def test_fallback_n_times_in_a_row_hands_off(dialogflow):
@@ -195,9 +208,10 @@ async def test_fallback_n_times_in_a_row_hands_off(dialogflow):
             await server.deliver(factories.contact_message(query))
             await server.settle()
         contents = [body.get("content") for _, body in chatwoot_calls(server.fake)]
-        assert contents == ["Sorry, could you say that another way?", "Hello!",
-                            "Sorry, could you say that another way?", "Let me find someone who can help.",
-                            "The Dialogflow agent did not understand the contact 2 times in a row.", None]
+        assert contents[:4] == ["Sorry, could you say that another way?", "Hello!",
+                                "Sorry, could you say that another way?", "Let me find someone who can help."]
+        assert contents[4].startswith(HEADER) and contents[5] is None and len(contents) == 6
+        assert "Note: The Dialogflow agent did not understand the contact 2 times in a row." in contents[4]
         assert server.fake.conversation(128).status == "open"
 
 

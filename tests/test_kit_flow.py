@@ -43,7 +43,7 @@ async def test_teams_default_to_the_names_the_bot_uses(bot_flow):
     assert teams_used_by(make_router()) == ["billing", "technical"]
     flow = await bot_flow(make_router())  # no teams given: each name gets an id, the fake knows them
     await flow.send("billing question")
-    flow.expect_reply().expect_team("billing")
+    flow.expect_reply().expect_summary().expect_team("billing")
     assert flow.last.value == 1
     flow.expect_handoff().expect_no_action()
     assert {t.name: t.id for t in flow.fake.teams.values()} == {"billing": 1, "technical": 2}
@@ -77,7 +77,8 @@ async def test_choose_delivers_message_updated_on_the_bots_message(menu):
     assert body["event"] == "message_updated" and body["id"] == sent["id"]
     assert body["message_type"] == "outgoing" and body["sender"]["type"] == "agent_bot"
     assert body["content_attributes"]["submitted_values"] == [{"title": "Get a refund", "value": "refund"}]
-    menu.expect_note("The contact asked for a refund.").expect_team("billing").expect_handoff().expect_no_action()
+    menu.expect_summary("Note: The contact asked for a refund.").expect_team("billing").expect_handoff()
+    menu.expect_no_action()
 
 
 async def test_choose_without_a_menu_or_with_an_unknown_option_says_why(menu):
@@ -114,7 +115,7 @@ async def test_expectations_are_in_order(menu):
     await menu.send("hello")
     await menu.choose("refund")
     with pytest.raises(AssertionError, match=r"expected assignment to team 'billing', but the next action was "
-                                             r"note 'The contact asked for a refund.'"):
+                                             r"note \"Hand-off summary"):
         menu.expect_team("billing")
     with pytest.raises(AssertionError, match="(?s)expected assignment to team 'support'.*✓ 1. note"):
         menu.expect_note().expect_team("support")

@@ -105,12 +105,12 @@ async def test_a_known_sequence_gives_known_counts(server):
     assert value(samples, "botkit_event_seconds_count", outcome="done") == 2
     assert value(samples, "botkit_handler_seconds_count", handler="keywords") == 2
     assert value(samples, "botkit_handler_errors_total", handler="keywords") == 0
-    assert value(samples, "botkit_handoffs_total", reason="handler") == 1  # billing; "hello" got the prompt
+    assert value(samples, "botkit_handoffs_total", reason="keywords") == 1  # billing; "hello" got the prompt
 
     messages = "POST /api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"
     assignments = "POST /api/v1/accounts/{account_id}/conversations/{conversation_id}/assignments"
     status = "POST /api/v1/accounts/{account_id}/conversations/{conversation_id}/toggle_status"
-    assert value(samples, "botkit_chatwoot_requests_total", endpoint=messages, status="200") == 2
+    assert value(samples, "botkit_chatwoot_requests_total", endpoint=messages, status="200") == 3  # + the summary
     assert value(samples, "botkit_chatwoot_requests_total", endpoint=assignments, status="200") == 1
     assert value(samples, "botkit_chatwoot_requests_total", endpoint=status, status="200") == 1
     assert value(samples, "botkit_chatwoot_retries_total", endpoint=status) == 0
@@ -164,7 +164,7 @@ async def test_chatwoot_retries_and_429s_are_counted(server):
     assert value(samples, "botkit_chatwoot_requests_total", endpoint=status, status="429") == 2
     assert value(samples, "botkit_chatwoot_requests_total", endpoint=status, status="200") == 1
     assert value(samples, "botkit_chatwoot_retries_total", endpoint=status) == 2
-    assert value(samples, "botkit_handoffs_total", reason="handler") == 1
+    assert value(samples, "botkit_handoffs_total", reason="keywords") == 1
 
 
 async def test_store_errors_are_counted_and_the_store_down_is_shown(server, monkeypatch):

@@ -136,11 +136,13 @@ async def test_a_handoff_tool_call_hands_the_conversation_to_the_team(api):
         assert chatwoot_calls(server.fake) == [
             ("POST", "/messages", {"content": "I'm handing you over to a member of our team.",
                                    "message_type": "outgoing", "private": False, "content_type": "text"}),
-            ("POST", "/messages", {"content": "The assistant handed this conversation over: wants a refund",
-                                   "message_type": "outgoing", "private": True, "content_type": "text"}),
+            ("POST", "/messages", {"content": notes(server.fake)[0], "message_type": "outgoing", "private": True,
+                                   "content_type": "text"}),
             ("POST", "/assignments", {"team_id": 3}),
             ("POST", "/toggle_status", {"status": "open"}),
         ]
+        assert notes(server.fake)[0].startswith("Hand-off summary") and \
+            "Note: The assistant handed this conversation over: wants a refund" in notes(server.fake)[0]
         assert server.fake.conversation(128).status == "open"
         assert len(fake.requests) == 1  # a hand-off ends the turn: no second model call
 
@@ -240,7 +242,8 @@ async def test_a_failing_model_is_retried_once_by_the_sdk_then_the_conversation_
         assert [r.retry_count for r in fake.requests] == list(range(attempts))  # one layer: the SDK's
         assert said(server.fake) == ["Sorry, I can't answer right now. A member of our team will get back to you "
                                      "shortly."]
-        assert notes(server.fake) == [f"The assistant could not answer: {reason}. The conversation is yours now."]
+        [summary] = notes(server.fake)
+        assert f"Note: The assistant could not answer: {reason}. The conversation is yours now." in summary
         assert server.fake.conversation(128).status == "open"
         stats = await server.store.stats()
         assert stats.dead_letters == 0  # handled, not raised: the worker did not retry and apologise twice
@@ -306,8 +309,9 @@ async def test_the_call_cap_hands_off_without_calling_the_model():
         await tell(server, "third")
         assert len(fake.requests) == 2
         assert said(server.fake)[-1].startswith("Sorry, I can't answer right now.")
-        assert notes(server.fake) == ["The assistant could not answer: the conversation reached the bot's limit of "
-                                      "2 model calls. The conversation is yours now."]
+        [summary] = notes(server.fake)
+        assert ("Note: The assistant could not answer: the conversation reached the bot's limit of 2 model calls. "
+                "The conversation is yours now.") in summary
         assert server.fake.conversation(128).status == "open"
 
 

@@ -124,7 +124,7 @@ class KeywordRouter(Handler):
         if rule.labels:
             await ctx.add_labels(*rule.labels)
         if rule.handoff:
-            await ctx.handoff(team=rule.team)
+            await ctx.handoff(team=rule.team, reason="keywords")
         elif rule.team is not None:
             await ctx.assign_team(rule.team)
 

@@ -387,7 +387,8 @@ class OpenAIHandler(Handler):
             return
         await ctx.handoff(message=None if _turn.get().replied else ctx.t(self.settings.fallback_message),
                           note=ctx.t_agents(N_("The assistant could not answer: {reason}. The conversation is "
-                                               "yours now."), reason=failure.sentence))
+                                               "yours now."), reason=failure.sentence),
+                          reason="model")
 
     # the model ----------------------------------------------------------------------------------------
     async def _ask(self, ctx: Context, system: str, items: list[dict[str, Any]]) -> _Answer:
@@ -501,7 +502,7 @@ class OpenAIHandler(Handler):
                 note += " " + ctx.t_agents(N_("(it asked for team {team}, which the bot does not know)"),
                                            team=repr(team))
                 team = None
-        await ctx.handoff(team=team, note=note,
+        await ctx.handoff(team=team, note=note, reason="model",
                           message=None if _turn.get().replied else ctx.t(self.settings.handoff_message))
         return "handed off"
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botkit.summary import HEADER
 from botkit.testing import factories
 from botkit.testing.fake_chatwoot import FakeChatwoot, RecordedRequest
 from botkit.testing.harness import BotServer
@@ -263,6 +264,14 @@ class BotFlow:
         wanted = "a private note" + (f" {_show(expected)}" if expected is not None else "")
         action = self._take("note", wanted)
         self._check(action, _matches(expected, action.value), wanted)
+        return self
+
+    def expect_summary(self, *contains: str) -> BotFlow:
+        """The next action is the hand-off summary note (botkit/summary.py), containing each of `contains`."""
+        wanted = "the hand-off summary note" + (f" containing {list(contains)!r}" if contains else "")
+        action = self._take("note", wanted)
+        text = action.value if isinstance(action.value, str) else ""
+        self._check(action, text.startswith(HEADER) and all(c in text for c in contains), wanted)
         return self
 
     def expect_team(self, team: str | int) -> BotFlow:

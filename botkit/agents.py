@@ -1,0 +1,350 @@
+"""Working beside the agents: suggest mode, agents' commands, the summary at every hand-off, business hours.
+
+- **Suggest mode** (BOTKIT_MODE=suggest, per inbox BOTKIT_SUGGEST_INBOXES, per conversation `/mode suggest`):
+  the bot's replies become private notes marked as suggestions, numbered per contact message; nothing reaches
+  the contact until an agent writes `/send` (or `/send 2`) in a private note, which posts that suggestion
+  once. A pending conversation is opened for the agents (with its summary note), and the bot goes on
+  suggesting while they answer.
+- **Commands** (botkit/agent_commands.py): only an agent's private note, run like an event's actions
+  (journaled: a retried delivery of the note does not run it twice).
+- **The summary** (botkit/summary.py): every hand-off (a handler, the keyword router, the model, a failure,
+  opening time) posts exactly one summary note before the conversation opens (BOTKIT_SUMMARY: auto, model,
+  built, off; `off` posts the handler's own note, if any, as before).
+- **Business hours** (botkit/hours.py): outside them a hand-off tells the contact when people are back and
+  either waits, pending, until opening time (botkit/openings.py; the bot keeps answering meanwhile) or opens
+  now with that in the note (BOTKIT_OUTSIDE_HOURS). Inside them nothing changes.
+
+The per-conversation parts live in the conversation's state under `agents` (mode, paused, suggestions,
+opening). Strings the contact sees are in `CONTACT_TEXTS`, ready for the translation catalogue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botkit import events, metrics
+from botkit.agent_commands import MODES, Command, help_text, is_agent_note, parse
+from botkit.config import ConfigError, Settings
+from botkit.hours import Clock, Schedule, utc_now
+from botkit.openings import DUE_EVENT, Openings
+from botkit.summary import HandoffFacts, ModelSummarizer, built_summary, remember, transcript_of
+
+if TYPE_CHECKING:
+    from botkit.context import Context
+
+log = logging.getLogger("botkit.agents")
+
+KEY = "agents"  # the conversation state's key for this module's part
+REASONS = {
+    "handler": "the bot's handler handed the conversation over",
+    "keywords": "a keyword rule hands this over to a person",
+    "model": "the model handed the conversation over",
+    "dead_letter": "the bot failed on this conversation",
+    "reply_window": "the channel's reply window is closed",
+    "suggest": "suggest mode: agents answer, the bot suggests",
+    "command": "an agent asked for a summary",
+}
+# What the contact reads (in English until the translation catalogue carries them).
+CONTACT_TEXTS = {
+    "back_at": "Our team is away right now and back on {when}. I've passed your conversation on; "
+               "meanwhile I can still help with anything else.",
+    "back_later": "Our team is away right now. I've passed your conversation on and someone will get back "
+                  "to you.",
+}
+
+
+def contact_language(event: events.Event) -> str | None:
+    """The contact's language as Chatwoot gives it (the contact's or conversation's attributes)."""
+    contact, conversation = event.contact, event.conversation
+    found: list[Any] = []
+    if contact is not None:
+        found += [contact.custom_attributes.get(k) for k in ("language", "locale")]
+        found += [contact.additional_attributes.get(k) for k in ("language_code", "language", "locale")]
+    if conversation is not None:
+        found += [conversation.custom_attributes.get(k) for k in ("language", "locale")]
+        found.append(conversation.additional_attributes.get("browser_language"))
+    return next((tag for tag in found if isinstance(tag, str) and tag.strip()), None)
+
+
+def when_text(moment: datetime) -> str:
+    """"Monday 7 December at 09:00 (Europe/Paris)"."""
+    zone = getattr(moment.tzinfo, "key", None) or moment.tzname() or ""
+    return f"{moment:%A} {moment.day} {moment:%B} at {moment:%H:%M}" + (f" ({zone})" if zone else "")
+
+
+class ChatwootHours:
+    """Each inbox's own working hours, read with an administrator's token (GET .../inboxes), kept
+    `ttl` seconds. An inbox Chatwoot does not list has no hours (always open)."""
+
+    def __init__(self, settings: Settings, holidays: str = "", ttl: float = 600.0) -> None:
+        if settings.chatwoot_admin_token is None or settings.chatwoot_base_url is None:
+            raise ConfigError("BOTKIT_HOURS=chatwoot reads each inbox's working hours with an administrator's "
+                              "token: set CHATWOOT_ADMIN_TOKEN and CHATWOOT_BASE_URL.")
+        self.settings = settings
+        self.holidays = holidays
+        self.ttl = ttl
+        self._cache: dict[int, tuple[float, dict[int, Schedule]]] = {}
+
+    async def schedule_for(self, account_id: int, inbox_id: int | None) -> Schedule | None:
+        cached = self._cache.get(account_id)
+        if cached is None or time.monotonic() - cached[0] > self.ttl:
+            from botkit.chatwoot import ChatwootClient
+
+            async with ChatwootClient.from_settings(self.settings, token=self.settings.chatwoot_admin_token) as cw:
+                inboxes = await cw.list_inboxes(account_id)
+            cached = (time.monotonic(), {int(i["id"]): Schedule.from_inbox(i, self.holidays) for i in inboxes})
+            self._cache[account_id] = cached
+        return cached[1].get(inbox_id) if inbox_id is not None else None
+
+
+@dataclass
+class Agents:
+    """A bot's settings for working beside agents, and what acts on them."""
+
+    mode: str = "answer"
+    suggest_inboxes: frozenset[int] = frozenset()
+    prefix: str = "/"
+    summary: str = "auto"
+    hours: Schedule | ChatwootHours | None = None
+    outside_hours: str = "wait"
+    clock: Clock = utc_now
+    summarizer: ModelSummarizer | None = None
+    openings: Openings = field(default_factory=Openings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, mode: str | None = None, hours: Schedule | str | None = None,
+                      summary: str | None = None, clock: Clock | None = None) -> Agents:
+        """The settings, with what the bot's code gave (`Bot(mode=..., hours=..., summary=..., clock=...)`) on top."""
+        hours = hours if hours is not None else settings.botkit_hours
+        if isinstance(hours, str):
+            hours = (ChatwootHours(settings, settings.botkit_holidays) if hours.strip() == "chatwoot"
+                     else Schedule.parse(hours, settings.botkit_holidays))
+        clock = clock or utc_now
+        agents = cls(mode=mode or settings.botkit_mode, suggest_inboxes=settings.suggest_inboxes,
+                     prefix=settings.botkit_command_prefix, summary=summary or settings.botkit_summary,
+                     hours=hours, outside_hours=settings.botkit_outside_hours, clock=clock,
+                     openings=Openings(clock))
+        wants_model = agents.summary == "model" or (agents.summary == "auto" and settings.openai_api_key)
+        if wants_model:
+            try:
+                agents.summarizer = ModelSummarizer.from_openai_settings(settings.openai_api_key)
+            except ImportError:
+                if agents.summary == "model":
+                    raise ConfigError("BOTKIT_SUMMARY=model needs the openai package: "
+                                      "pip install 'botkit[openai]'.") from None
+        return agents
+
+    async def close(self) -> None:
+        await self.openings.stop()
+        if self.summarizer is not None:
+            await self.summarizer.close()
+
+    # modes ----------------------------------------------------------------------------------------------
+    def mode_of(self, event: events.Event, state: dict[str, Any]) -> str:
+        """suggest or answer: the conversation's own (`/mode`), else its inbox's, else the bot's."""
+        own = (state.get(KEY) or {}).get("mode")
+        if own in MODES:
+            return own
+        inbox = event.conversation.inbox_id if event.conversation else None
+        return "suggest" if self.mode == "suggest" or inbox in self.suggest_inboxes else "answer"
+
+    def may_suggest(self) -> bool:
+        """Could any conversation be in suggest mode? (Else no contact message in an open one needs a look.)"""
+        return True  # `/mode suggest` can set any conversation; the state says whether it did
+
+    def command_in(self, event: events.Event) -> Command | None:
+        """The command an event carries: only an agent's private note starting with the prefix."""
+        return parse(event.message.content, self.prefix) if is_agent_note(event) else None  # type: ignore[attr-defined]
+
+    # the transcript and suggestions ------------------------------------------------------------------------
+    def before_handlers(self, ctx: Context) -> None:
+        """A contact message: keep it in the transcript; in suggest mode, start a fresh list of suggestions."""
+        if ctx.event.name == "message_created" and self.summary != "off":
+            remember(ctx.state, "contact", ctx.text)
+        if ctx.suggesting and ctx.event.name == "message_created":
+            _own(ctx.state)["suggestions"] = []
+
+    async def suggest(self, ctx: Context, payload: dict[str, Any]) -> Any:
+        """A reply in suggest mode: a private note numbered for `/send n`, the payload kept for it."""
+        suggestions = _own(ctx.state).setdefault("suggestions", [])
+        number = len(suggestions) + 1
+        suggestions.append({"payload": payload, "sent": False})
+        from botkit.context import numbered_text
+
+        text = payload["content"] if payload["content_type"] == "text" else numbered_text(payload)
+        return await ctx.note(f"Suggestion {number} ({self.prefix}send {number} to send it):\n{text}")
+
+    async def after_handlers(self, ctx: Context) -> None:
+        """Suggest mode leaves the conversation to the agents: a pending one is opened for them."""
+        conversation = ctx.conversation
+        if ctx.suggesting and not ctx.handed_off and conversation is not None and conversation.status == "pending":
+            await self._open(ctx, "suggest", None, None)
+
+    # hand-offs ------------------------------------------------------------------------------------------------
+    async def handoff(self, ctx: Context, *, team: str | int | None, note: str | None, message: str | None,
+                      reason: str) -> None:
+        """Context.handoff: see the module docstring."""
+        if message:
+            await ctx.reply(message)  # in suggest mode: a suggestion
+        if ctx.suggesting:
+            if ctx.conversation is not None and ctx.conversation.status == "pending":
+                await self._open(ctx, reason, note, team)
+            elif team is not None:
+                await ctx.assign_team(team)
+            ctx.handed_off = True
+            return
+        schedule = await self._schedule(ctx)
+        now = self.clock()
+        if schedule is not None and not schedule.is_open(now):
+            back = schedule.next_opening(now)
+            text = CONTACT_TEXTS["back_at"].format(when=when_text(back)) if back else CONTACT_TEXTS["back_later"]
+            await ctx.reply(text)
+            if self.outside_hours == "wait" and back is not None:
+                await self._wait(ctx, back, reason, note, team)
+                ctx.handed_off = True
+                return
+            note = (f"{note}; " if note else "") + "outside business hours: " + (
+                f"the contact was told people are back {when_text(back)}" if back else "no opening time is known")
+        await self._open(ctx, reason, note, team)
+
+    async def _open(self, ctx: Context, reason: str, note: str | None, team: str | int | None) -> None:
+        """One summary note (or the handler's note with the summary off), the team, then open: the hand-off."""
+        if self.summary == "off":
+            if note:
+                await ctx.note(note)
+        else:
+            await self.summary_note(ctx, reason, note)
+        if team is not None:
+            await ctx.assign_team(team)
+        first_time = ctx._step not in ctx._journal  # a retried event skips the journaled hand-off: count it once
+        await ctx._act("handoff", lambda: ctx.chatwoot.toggle_status(ctx.account_id, ctx.conversation_id, "open"))
+        if first_time:
+            metrics.of(ctx.bot.runtime).handoff(reason)
+        ctx.handed_off = True
+        _own(ctx.state).pop("opening", None)
+
+    async def summary_note(self, ctx: Context, reason: str, detail: str | None) -> Any:
+        facts = HandoffFacts(reason=REASONS.get(reason, reason), transcript=transcript_of(ctx.state),
+                             contact_name=ctx.contact.name if ctx.contact else None,
+                             language=contact_language(ctx.event), detail=detail)
+        text = None
+        if self.summarizer is not None:
+            summarizer = self.summarizer
+            text = await ctx.once("summary", lambda: summarizer.write(facts))  # a retry posts the same text
+        return await ctx.note(text or built_summary(facts))
+
+    async def _schedule(self, ctx: Context) -> Schedule | None:
+        if isinstance(self.hours, ChatwootHours):
+            inbox = ctx.conversation.inbox_id if ctx.conversation else None
+            try:
+                return await self.hours.schedule_for(ctx.account_id, inbox)
+            except Exception as exc:  # Chatwoot's hours unreadable: hand off now rather than hold it
+                log.warning("could not read the inbox's working hours (%s); handing off now", type(exc).__name__)
+                return None
+        return self.hours
+
+    # waiting for opening time ----------------------------------------------------------------------------------
+    async def _wait(self, ctx: Context, due: datetime, reason: str, note: str | None, team: str | int | None) -> None:
+        stamp = int(due.timestamp())
+        _own(ctx.state)["opening"] = {"due": stamp, "reason": reason, "note": note, "team": team}
+        await ctx.once("opening", lambda: self._index(ctx, due))
+
+    async def _index(self, ctx: Context, due: datetime) -> bool:
+        await self.openings.wait(ctx.job.lane, ctx.account_id, ctx.conversation_id, due)
+        return True
+
+    async def opening_due(self, ctx: Context) -> None:
+        """The `botkit_opening` event: hand over now, unless the conversation stopped waiting meanwhile."""
+        waiting = _own(ctx.state).get("opening")
+        if not waiting or waiting.get("due") != ctx.event.raw.get("due"):
+            log.info("opening time: the conversation no longer waits for a hand-off")
+            return
+        await self._open(ctx, waiting.get("reason") or "handler", waiting.get("note"), waiting.get("team"))
+
+    @staticmethod
+    def stop_waiting(event: events.Event, state: dict[str, Any]) -> bool:
+        """An agent took the conversation (opened) in the meantime: it waits no more. True when changed."""
+        if event.name in ("conversation_opened", "conversation_status_changed") and event.conversation is not None \
+                and event.conversation.status == "open" and (state.get(KEY) or {}).get("opening"):
+            _own(state).pop("opening")
+            return True
+        return False
+
+    # commands ----------------------------------------------------------------------------------------------
+    async def run_command(self, ctx: Context, command: Command) -> None:
+        own = _own(ctx.state)
+        prefix = self.prefix
+        if not command.known or command.name == "help":
+            await ctx.note(help_text(prefix, None if command.known else command.name))
+        elif command.name == "send":
+            await self._send(ctx, command)
+        elif command.name == "pause":
+            own["paused"] = True
+            await ctx.note(f"The bot is paused in this conversation; {prefix}resume lets it answer again.")
+        elif command.name == "resume":
+            own["paused"] = False
+            await ctx.note("The bot answers again in this conversation.")
+        elif command.name == "bot":
+            own["paused"] = False
+            own["mode"] = "answer"
+            await ctx.note("The conversation is back with the bot.")
+            await ctx._act("back_to_bot", lambda: ctx.chatwoot.toggle_status(
+                ctx.account_id, ctx.conversation_id, "pending"))
+        elif command.name == "summary":
+            await self.summary_note(ctx, "command", None)
+        elif command.name == "mode":
+            if command.argument not in MODES:
+                await ctx.note(f"{prefix}mode takes suggest or answer.")
+            else:
+                own["mode"] = command.argument
+                await ctx.note(f"The bot is in {command.argument} mode in this conversation.")
+
+    async def _send(self, ctx: Context, command: Command) -> None:
+        suggestions = _own(ctx.state).get("suggestions") or []
+        number = command.number if command.argument else 1
+        if number is None or not 1 <= number <= len(suggestions):
+            have = f"1 to {len(suggestions)}" if suggestions else "none"
+            await ctx.note(f"There is no suggestion {command.argument or 1} to send (suggestions: {have}).")
+            return
+        chosen = suggestions[number - 1]
+        if chosen.get("sent"):
+            await ctx.note(f"Suggestion {number} was already sent.")
+            return
+        payload = chosen["payload"]
+        await ctx._act("send", lambda: ctx.chatwoot.send_message(
+            ctx.account_id, ctx.conversation_id, payload["content"], content_type=payload["content_type"],
+            content_attributes=payload["content_attributes"]))
+        chosen["sent"] = True
+        if self.summary != "off":
+            remember(ctx.state, "bot", payload["content"])
+
+    # the per-conversation switch ------------------------------------------------------------------------------
+    @staticmethod
+    def paused(state: dict[str, Any]) -> bool:
+        return bool((state.get(KEY) or {}).get("paused"))
+
+
+def _own(state: dict[str, Any]) -> dict[str, Any]:
+    own = state.get(KEY)
+    if not isinstance(own, dict):
+        own = state[KEY] = {}
+    return own
+
+
+def is_due_event(event: events.Event) -> bool:
+    return event.name == DUE_EVENT
+
+
+def due_event(event: events.Event) -> events.Event:
+    """The internal `botkit_opening` delivery as a conversation event (so a Context can act on it)."""
+    raw = event.raw
+    return events.ConversationEvent(name=DUE_EVENT, account=raw.get("account") or {},
+                                    conversation=raw.get("conversation") or {}, raw=raw)
+
+
+Clocked = Callable[[], datetime]
