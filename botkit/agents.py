@@ -15,19 +15,20 @@
   now with that in the note (BOTKIT_OUTSIDE_HOURS). Inside them nothing changes.
 
 The per-conversation parts live in the conversation's state under `agents` (mode, paused, suggestions,
-opening). Strings the contact sees are in `CONTACT_TEXTS`, ready for the translation catalogue.
+opening). What the contact reads comes from the translation catalogue (botkit/i18n.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botkit import events, metrics
+from babel.dates import format_datetime
+
+from botkit import events, i18n, metrics
 from botkit.agent_commands import MODES, Command, help_text, is_agent_note, parse
 from botkit.config import ConfigError, Settings
 from botkit.hours import Clock, Schedule, utc_now
@@ -49,32 +50,23 @@ REASONS = {
     "suggest": "suggest mode: agents answer, the bot suggests",
     "command": "an agent asked for a summary",
 }
-# What the contact reads (in English until the translation catalogue carries them).
-CONTACT_TEXTS = {
-    "back_at": "Our team is away right now and back on {when}. I've passed your conversation on; "
-               "meanwhile I can still help with anything else.",
-    "back_later": "Our team is away right now. I've passed your conversation on and someone will get back "
-                  "to you.",
-}
+# What the contact reads, in their language (botkit/i18n.py; `make i18n` extracts them).
+BACK_AT = i18n.N_("Our team is away right now and back on {when}. I've passed your conversation on; "
+                  "meanwhile I can still help with anything else.")
+BACK_LATER = i18n.N_("Our team is away right now. I've passed your conversation on and someone will get back "
+                     "to you.")
 
 
-def contact_language(event: events.Event) -> str | None:
-    """The contact's language as Chatwoot gives it (the contact's or conversation's attributes)."""
-    contact, conversation = event.contact, event.conversation
-    found: list[Any] = []
-    if contact is not None:
-        found += [contact.custom_attributes.get(k) for k in ("language", "locale")]
-        found += [contact.additional_attributes.get(k) for k in ("language_code", "language", "locale")]
-    if conversation is not None:
-        found += [conversation.custom_attributes.get(k) for k in ("language", "locale")]
-        found.append(conversation.additional_attributes.get("browser_language"))
-    return next((tag for tag in found if isinstance(tag, str) and tag.strip()), None)
+def contact_language(ctx: Context) -> str:
+    """The contact's language as Chatwoot gives it ("pt-BR"), else the one the bot answers them in."""
+    return next(iter(i18n.language_candidates(ctx.event)), ctx.language)
 
 
-def when_text(moment: datetime) -> str:
-    """"Monday 7 December at 09:00 (Europe/Paris)"."""
+def when_text(moment: datetime, language: str = "en") -> str:
+    """The moment in the contact's language with its zone: "Monday, December 7 at 9:00 AM (Europe/Paris)"."""
     zone = getattr(moment.tzinfo, "key", None) or moment.tzname() or ""
-    return f"{moment:%A} {moment.day} {moment:%B} at {moment:%H:%M}" + (f" ({zone})" if zone else "")
+    text = format_datetime(moment, "EEEE d MMMM, HH:mm", tzinfo=moment.tzinfo, locale=language)
+    return f"{text} ({zone})" if zone else text
 
 
 class ChatwootHours:
@@ -153,10 +145,6 @@ class Agents:
         inbox = event.conversation.inbox_id if event.conversation else None
         return "suggest" if self.mode == "suggest" or inbox in self.suggest_inboxes else "answer"
 
-    def may_suggest(self) -> bool:
-        """Could any conversation be in suggest mode? (Else no contact message in an open one needs a look.)"""
-        return True  # `/mode suggest` can set any conversation; the state says whether it did
-
     def command_in(self, event: events.Event) -> Command | None:
         """The command an event carries: only an agent's private note starting with the prefix."""
         return parse(event.message.content, self.prefix) if is_agent_note(event) else None  # type: ignore[attr-defined]
@@ -202,7 +190,7 @@ class Agents:
         now = self.clock()
         if schedule is not None and not schedule.is_open(now):
             back = schedule.next_opening(now)
-            text = CONTACT_TEXTS["back_at"].format(when=when_text(back)) if back else CONTACT_TEXTS["back_later"]
+            text = ctx.t(BACK_AT, when=when_text(back, ctx.language)) if back else ctx.t(BACK_LATER)
             await ctx.reply(text)
             if self.outside_hours == "wait" and back is not None:
                 await self._wait(ctx, back, reason, note, team)
@@ -231,7 +219,7 @@ class Agents:
     async def summary_note(self, ctx: Context, reason: str, detail: str | None) -> Any:
         facts = HandoffFacts(reason=REASONS.get(reason, reason), transcript=transcript_of(ctx.state),
                              contact_name=ctx.contact.name if ctx.contact else None,
-                             language=contact_language(ctx.event), detail=detail)
+                             language=contact_language(ctx), detail=detail)
         text = None
         if self.summarizer is not None:
             summarizer = self.summarizer
@@ -346,5 +334,3 @@ def due_event(event: events.Event) -> events.Event:
     return events.ConversationEvent(name=DUE_EVENT, account=raw.get("account") or {},
                                     conversation=raw.get("conversation") or {}, raw=raw)
 
-
-Clocked = Callable[[], datetime]

@@ -358,6 +358,7 @@ class Bot:
         state = await store.get_state(job.lane)  # the transcript so far, for the summary
         ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
         ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
+        self.agents.before_handlers(ctx)  # the failed message, which its own attempts never saved
         await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "
                                                    "it is yours now."), error=type(error).__name__),
                           reason="dead_letter")

@@ -131,8 +131,9 @@ def agent_reply(content: str, **ids: Any) -> dict[str, Any]:
     return _message("message_created", content, message_type="outgoing", sender=sender, **ids)
 
 
-def private_note(content: str, **ids: Any) -> dict[str, Any]:
-    sender = {"id": 7, "name": "Alex Agent", "email": "alex@example.com", "type": "user"}
+def private_note(content: str, *, sender: dict[str, Any] | None = None, **ids: Any) -> dict[str, Any]:
+    """An agent's private note (outgoing, private, the sender a user): agents' commands come this way."""
+    sender = sender or {"id": 7, "name": "Alex Agent", "email": "alex@example.com", "type": "user"}
     return _message("message_created", content, message_type="outgoing", sender=sender, private=True, **ids)
 
 

@@ -181,10 +181,20 @@ class Inbox:
     name: str = "Website"
     channel_type: str = "Channel::WebWidget"
     agent_bot_id: int | None = None
+    # Working hours as Chatwoot keeps them: default week Mon-Fri 09:00-17:00, off until enabled
+    # (app/models/concerns/out_of_offisable.rb, app/views/api/v1/models/_inbox.json.jbuilder).
+    working_hours_enabled: bool = False
+    timezone: str = "UTC"
+    working_hours: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"day_of_week": d, "closed_all_day": d in (0, 6), "open_hour": None if d in (0, 6) else 9,
+         "open_minutes": None if d in (0, 6) else 0, "close_hour": None if d in (0, 6) else 17,
+         "close_minutes": None if d in (0, 6) else 0, "open_all_day": False} for d in range(7)])
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "account_id": self.account_id, "name": self.name, "channel_type": self.channel_type,
-                "channel_id": self.id, "avatar_url": "", "greeting_enabled": False, "enable_auto_assignment": True}
+                "channel_id": self.id, "avatar_url": "", "greeting_enabled": False, "enable_auto_assignment": True,
+                "working_hours_enabled": self.working_hours_enabled, "timezone": self.timezone,
+                "working_hours": self.working_hours, "out_of_office_message": None}
 
 
 @dataclass
@@ -548,6 +558,25 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
 
     def messages(self, conversation_id: int, account_id: int | None = None) -> list[dict[str, Any]]:
         return self.conversation(conversation_id, account_id).messages
+
+    def agent_note(self, conversation_id: int, content: str, *, account_id: int | None = None,
+                   agent: User | None = None) -> dict[str, Any]:
+        """An agent writes a private note in the conversation: stored as Chatwoot stores it (outgoing,
+        private, sender the user), and returned as the `message_created` delivery Chatwoot sends the bot
+        for it (app/models/message.rb#webhook_data; the sender is app/models/user.rb#webhook_data)."""
+        from botkit.testing import factories
+
+        conversation = self.conversation(conversation_id, account_id)
+        agent = agent or next((u for u in self.users.values() if u.account_id == conversation.account_id
+                               and not u.administrator), None) or self.add_agent(conversation.account_id, 7, "Alex")
+        message = self._store_message(conversation, Principal("user", user=agent),
+                                      {"content": content, "private": True})
+        sender = {"id": agent.id, "name": agent.name, "avatar_url": "", "availability_status": "online",
+                  "thumbnail": "", "type": "user"}
+        return factories.private_note(content, message_id=message["id"], account_id=conversation.account_id,
+                                      conversation_id=conversation.id, inbox_id=conversation.inbox_id,
+                                      status=conversation.status, assignee_type=conversation.assignee_type,
+                                      sender=sender)
 
     # Running ------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,8 @@ class BotFlow:
         self._mark = len(self.fake.requests)
         self._next = 0  # index of the next action to consume
         self.last: Action | None = None  # the action the last expectation consumed
+        self.statuses: list[str] = []
+        self._delivered: list[tuple[dict[str, Any], str]] = []
         seed_teams(self.fake, server.settings.teams if server.settings is not None else {}, account_id)
         if (account_id, conversation_id) not in self.fake.conversations:
             self.fake.add_conversation(account_id, conversation_id, status=status, inbox_id=inbox_id)
@@ -123,8 +126,8 @@ class BotFlow:
         taken = {cid for (_, cid) in self.fake.conversations}
         conversation_id = conversation_id or max(taken | {self.conversation_id}) + 1
         kwargs.setdefault("channel", self.channel)
-        return BotFlow(self.server, conversation_id=conversation_id, account_id=self.account_id,
-                       inbox_id=self.inbox_id, **kwargs)
+        kwargs.setdefault("inbox_id", self.inbox_id)
+        return BotFlow(self.server, conversation_id=conversation_id, account_id=self.account_id, **kwargs)
 
     # the conversation in the fake -------------------------------------------------------------------------
     @property
@@ -184,15 +187,42 @@ class BotFlow:
                                                changed_attributes=change, **ids)]
         return await self.deliver(*bodies, step="resolve()")
 
+    async def agent_note(self, text: str) -> BotFlow:
+        """An agent writes a private note (a command such as `/send 2` when it starts with the bot's prefix):
+        the fake records it as Chatwoot does and delivers it to the bot."""
+        return await self.deliver(self.fake.agent_note(self.conversation_id, text, account_id=self.account_id),
+                                  step=f"agent_note({text!r})")
+
     async def deliver(self, *bodies: dict[str, Any], step: str = "deliver(...)") -> BotFlow:
         """Post any deliveries (built with botkit.testing.factories) and wait for the bot to settle."""
+        self._begin(step)
+        self._delivered = [(body, str(uuid.uuid4())) for body in bodies]
+        for body, delivery_id in self._delivered:
+            self.statuses.append(await self.server.deliver(body, delivery_id=delivery_id))
+        await self.server.settle()
+        return self
+
+    async def redeliver(self) -> BotFlow:
+        """Chatwoot delivers the last step's deliveries again (a retry keeps its delivery id)."""
+        self._begin(f"redeliver() of {self.step}")
+        for body, delivery_id in self._delivered:
+            self.statuses.append(await self.server.deliver(body, delivery_id=delivery_id))
+        await self.server.settle()
+        return self
+
+    async def run_timers(self) -> BotFlow:
+        """Run the bot's timers now, as its server does every 30 s: hand-offs waiting for opening time whose
+        time has come on the bot's clock (botkit/openings.py) are handed over."""
+        self._begin("run_timers()")
+        await self.server.bot.agents.openings.sweep()
+        await self.server.settle()
+        return self
+
+    def _begin(self, step: str) -> None:
         self._mark = len(self.fake.requests)
         self._next = 0
         self.step = step
-        for body in bodies:
-            await self.server.deliver(body)
-        await self.server.settle()
-        return self
+        self.statuses: list[str] = []  # the receiver's answers: accepted, duplicate, ignored
 
     # what happened ----------------------------------------------------------------------------------------
     @property
