@@ -63,7 +63,7 @@ def contact_language(ctx: Context) -> str:
 
 
 def when_text(moment: datetime, language: str = "en") -> str:
-    """The moment in the contact's language with its zone: "Monday, December 7 at 9:00 AM (Europe/Paris)"."""
+    """The moment in the contact's language with its zone: "Monday 7 December, 09:00 (Europe/Paris)"."""
     zone = getattr(moment.tzinfo, "key", None) or moment.tzname() or ""
     text = format_datetime(moment, "EEEE d MMMM, HH:mm", tzinfo=moment.tzinfo, locale=language)
     return f"{text} ({zone})" if zone else text

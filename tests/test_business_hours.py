@@ -109,3 +109,12 @@ async def test_the_inboxs_working_hours_in_chatwoot(bot_flow):
     other = flow.new_conversation()
     await other.send("I want a human")
     other.expect_reply().expect_summary().expect_handoff()
+
+
+async def test_the_contact_hears_it_in_their_language(bot_flow):
+    clock = FakeClock(SATURDAY)
+    flow = await bot_flow(support_bot(clock), teams=TEAMS)
+    await flow.send("human", browser_language="fr-FR")
+    flow.expect_reply().expect_reply("Notre équipe est absente pour le moment et revient le lundi 7 décembre, 09:00 "
+                                     "(Europe/Paris). J'ai transmis votre conversation ; en attendant, je peux encore "
+                                     "vous aider pour autre chose.")

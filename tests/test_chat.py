@@ -100,3 +100,20 @@ async def test_chat_in_process_with_a_scripted_reader():
     assert "  [note] The contact wants a note." in text
     assert "bot> Glad I could help.\n  [status] resolved" in text
     assert text.count("A number picks an option") == 2  # the banner and /help
+
+
+def test_suggestions_show_and_an_agent_sends_one(tmp_path):
+    child = spawn(tmp_path, BOTKIT_MODE="suggest")
+    try:
+        shown = say(child, "hello")
+        assert "[suggestion] Suggestion 1 (/send 1 to send it):" in shown
+        assert "      How can I help you today?" in shown and "bot>" not in shown
+        shown = say(child, "/agent /send 1")
+        assert "bot> How can I help you today?" in shown
+        assert "Unknown command /nope" in say(child, "/agent /nope")
+        assert "[note] The bot is paused" in say(child, "/agent /pause")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

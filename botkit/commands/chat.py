@@ -6,7 +6,10 @@ the bot's replies print as chat lines and everything else it does (notes, team a
 labels, status changes) as distinct bracketed lines. An input_select's options are numbered: type the number
 to pick one, which is sent back as Chatwoot does (`message_updated` with `submitted_values`).
 
-Commands: /resolve (an agent resolves the conversation), /reset (a new conversation), /help, /quit.
+Commands: /resolve (an agent resolves the conversation), /agent TEXT (an agent writes TEXT as a private
+note, so `/agent /send 2` sends the bot's second suggestion, `/agent /pause` pauses it: botkit/agents.py),
+/reset (a new conversation), /help, /quit. In suggest mode (BOTKIT_MODE=suggest) the bot's suggestions
+print as `[suggestion]` lines.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from botkit.config import ConfigError, load_settings
 from botkit.context import numbered_text
 
 HELP = ("Type a message as the contact. A number picks an option of the bot's last menu. "
-        "/resolve: an agent resolves the conversation; /reset: a new conversation; /quit: leave.")
+        "/resolve: an agent resolves the conversation; /agent TEXT: an agent's private note, e.g. /agent /send 1 "
+        "or /agent /help; /reset: a new conversation; /quit: leave.")
 
 
 def add_commands(subparsers: Any) -> None:
@@ -122,6 +126,11 @@ async def chat(bot: Any, *, teams: str | None, channel: str | None, read: Callab
                 for shown in describe_step(flow, quiet=True):
                     say(shown)
                 continue
+            if text.startswith("/agent "):
+                await flow.agent_note(text.removeprefix("/agent ").strip())
+                for shown in describe_step(flow, quiet=True):
+                    say(shown)
+                continue
             if (choice := _picked(flow, text)) is not None:
                 say(f"  (you picked {choice['title']!r})")
                 await flow.choose(choice["value"])
@@ -172,7 +181,11 @@ def describe(action: Any, fake: Any) -> list[str]:
             lines.append(f"      ({content_type})")
         return lines
     if kind == "note":
-        return [f"  [note] {action.value}"]
+        text = str(action.value or "")
+        if text.startswith("Suggestion "):  # suggest mode (botkit/agents.py): the agent sends it with /send
+            head, _, body = text.partition("\n")
+            return [f"  [suggestion] {head}"] + [f"      {line}" for line in body.splitlines()]
+        return [f"  [note] {text}"]
     if kind == "team":
         team = fake.teams.get(action.value)
         return [f"  [team] assigned to {team.name} ({action.value})" if team else f"  [team] {action.value}"]
