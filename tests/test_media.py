@@ -127,11 +127,13 @@ async def test_every_handler_sees_the_transcript_the_keyword_router_too(bot_flow
     model = FakeOpenAI(api_key=KEY)
     async with model.serve():
         flow = await bot_flow(make_bot(), teams="billing=3,technical=4", openai_api_key=KEY,
-                              botkit_transcription_model="whisper-1", botkit_transcription_base_url=model.base_url)
+                              botkit_transcription_model="whisper-1", botkit_transcription_base_url=model.base_url,
+                              botkit_summary="built")  # the key is for transcription: no model-written summary
         model.transcribe("I have a question about billing")
         url = flow.server.fake.add_file("v.ogg", VOICE, "audio/ogg")
         await flow.send("", attachments=[factories.audio(url)])
-        flow.expect_reply("I'm transferring you to our billing team.").expect_team("billing").expect_handoff()
+        flow.expect_reply("I'm transferring you to our billing team.").expect_summary("Wants: I have a question")
+        flow.expect_team("billing").expect_handoff()
 
 
 async def test_a_voice_note_over_the_cap_is_not_sent_for_transcription(caplog):
