@@ -14,8 +14,9 @@
   either waits, pending, until opening time (botkit/openings.py; the bot keeps answering meanwhile) or opens
   now with that in the note (BOTKIT_OUTSIDE_HOURS). Inside them nothing changes.
 
-The per-conversation parts live in the conversation's state under `agents` (mode, paused, suggestions,
-opening). What the contact reads comes from the translation catalogue (botkit/i18n.py).
+The per-conversation parts live in the conversation's state under `agents` (mode, suggestions, opening);
+`/pause`, `/resume` and `/bot` change the turn record (botkit/turn.py), the one place that says who holds a
+conversation. What the contact reads comes from the translation catalogue (botkit/i18n.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("botkit.agents")
 
 KEY = "agents"  # the conversation state's key for this module's part
+PAUSED = "an agent paused the bot"  # the turn record's reason for a /pause
 REASONS = {
     "handler": "the bot's handler handed the conversation over",
     "keywords": "a keyword rule hands this over to a person",
@@ -210,11 +212,18 @@ class Agents:
         if team is not None:
             await ctx.assign_team(team)
         first_time = ctx._step not in ctx._journal  # a retried event skips the journaled hand-off: count it once
-        await ctx._act("handoff", lambda: ctx.chatwoot.toggle_status(ctx.account_id, ctx.conversation_id, "open"))
+        done = await ctx._act("handoff", lambda: ctx.chatwoot.toggle_status(
+            ctx.account_id, ctx.conversation_id, "open"))
+        if ctx.dropped is not None and done is None:
+            return  # the conversation was no longer the bot's (botkit/turn.py): nothing was handed off
         if first_time:
             metrics.of(ctx.bot.runtime).handoff(reason)
         ctx.handed_off = True
         _own(ctx.state).pop("opening", None)
+        turns = _turns(ctx)
+        if turns is not None:
+            # humans hold it now, also where Chatwoot keeps it assigned to the bot (an open conversation)
+            await turns.hold_for_humans(ctx.job.lane, "the bot handed off")
 
     async def summary_note(self, ctx: Context, reason: str, detail: str | None) -> Any:
         facts = HandoffFacts(reason=REASONS.get(reason, reason), transcript=transcript_of(ctx.state),
@@ -271,18 +280,20 @@ class Agents:
             await ctx.note(help_text(prefix, None if command.known else command.name))
         elif command.name == "send":
             await self._send(ctx, command)
+        elif command.name in ("pause", "resume", "bot") and _turns(ctx) is None:
+            await ctx.note(f"{prefix}{command.name} needs the bot's yield_to_humans policy, which is off.")
         elif command.name == "pause":
-            own["paused"] = True
+            await _turns(ctx).hold_for_humans(ctx.job.lane, PAUSED, restate=True)  # type: ignore[union-attr]
             await ctx.note(f"The bot is paused in this conversation; {prefix}resume lets it answer again.")
         elif command.name == "resume":
-            own["paused"] = False
+            await _turns(ctx).give_back(ctx.job.lane, "an agent resumed the bot")  # type: ignore[union-attr]
             await ctx.note("The bot answers again in this conversation.")
         elif command.name == "bot":
-            own["paused"] = False
             own["mode"] = "answer"
             await ctx.note("The conversation is back with the bot.")
             await ctx._act("back_to_bot", lambda: ctx.chatwoot.toggle_status(
                 ctx.account_id, ctx.conversation_id, "pending"))
+            await _turns(ctx).give_back(ctx.job.lane, "an agent handed it back to the bot")  # type: ignore[union-attr]
         elif command.name == "summary":
             await self.summary_note(ctx, "command", None)
         elif command.name == "mode":
@@ -304,17 +315,28 @@ class Agents:
             await ctx.note(f"Suggestion {number} was already sent.")
             return
         payload = chosen["payload"]
-        await ctx._act("send", lambda: ctx.chatwoot.send_message(
-            ctx.account_id, ctx.conversation_id, payload["content"], content_type=payload["content_type"],
-            content_attributes=payload["content_attributes"]))
+        await ctx._act("send", lambda: ctx._post(payload["content"], content_type=payload["content_type"],
+                                                 content_attributes=payload["content_attributes"]))
         chosen["sent"] = True
         if self.summary != "off":
             remember(ctx.state, "bot", payload["content"])
 
-    # the per-conversation switch ------------------------------------------------------------------------------
+    # pause: the turn record's (botkit/turn.py), not a second one ----------------------------------------------
     @staticmethod
-    def paused(state: dict[str, Any]) -> bool:
-        return bool((state.get(KEY) or {}).get("paused"))
+    async def paused(ctx: Context) -> bool:
+        """Did an agent pause the bot here (`/pause`)? Humans holding the conversation otherwise (an agent
+        replied) does not stop suggestions: suggest mode is for conversations agents answer."""
+        turns = _turns(ctx)
+        if turns is None:
+            return False
+        record = await turns.get(ctx.job.lane)
+        return record.held_by_humans and record.reason == PAUSED
+
+
+def _turns(ctx: Context) -> Any:
+    """The bot's record of who holds each conversation (botkit/turn.py), when its policy keeps one."""
+    bot = ctx.bot
+    return bot.turns if bot.turns is not None and bot.policies.yield_to_humans else None
 
 
 def _own(state: dict[str, Any]) -> dict[str, Any]:

@@ -72,10 +72,11 @@ class Turns:
         await self.store.set_state(lane + TURN_SUFFIX, asdict(turn))
         return turn
 
-    async def hold_for_humans(self, lane: str, reason: str) -> Turn:
-        """Humans hold the conversation: the bot stays silent there until `give_back`."""
+    async def hold_for_humans(self, lane: str, reason: str, *, restate: bool = False) -> Turn:
+        """Humans hold the conversation: the bot stays silent there until `give_back`. `restate`: record
+        `reason` even when humans hold it already (an agent's `/pause`, which also silences suggestions)."""
         turn = await self.get(lane)
-        if turn.held_by_humans:
+        if turn.held_by_humans and not (restate and turn.reason != reason):
             return turn
         log.info("humans hold this conversation now (%s); the bot stays silent there", reason, extra={"lane": lane})
         return await self._put(lane, Turn(True, time.time(), reason, turn.answered))

@@ -153,3 +153,18 @@ async def test_suggest_mode_per_inbox(bot_flow):
     elsewhere = flow.new_conversation(inbox_id=2)
     await elsewhere.send("hello there")
     elsewhere.expect_reply(re.compile(r"^How can I help you today\?"))
+
+
+async def test_suggestions_go_on_while_agents_answer_until_an_agent_pauses_the_bot(bot_flow):
+    flow = await bot_flow(support_bot(mode="suggest"), teams=TEAMS)
+    await flow.send("hello there")
+    # an agent edits the suggestion and sends it themselves: humans hold the conversation (botkit/turn.py)
+    await flow.deliver(factories.agent_reply("Hi! How can I help?", status="open"))
+    flow.expect_no_action()
+    await flow.send("a billing problem")
+    flow.expect_note(re.compile(r"^Suggestion 1 .*\nI'm transferring you to our billing team\.$"))
+    await flow.agent_note("/pause")
+    flow.expect_note(re.compile("^The bot is paused"))
+    await flow.send("hello?")
+    flow.expect_no_action()
+    assert public(flow) == []
