@@ -215,10 +215,10 @@ class Bot:
         if is_due_event(event):
             event = due_event(event)
         command = self.agents.command_in(event)  # an agent's note: runs whoever holds the conversation
-        held = False
+        held = waiting = False  # waiting: a turn on the contact's message that waited for the conversation
         if command is None and not is_due_event(event) and self.policies.yield_to_humans and self.turns is not None:
             taken = await self._whose_turn(event, job)
-            held = taken is None
+            held, waiting = taken is None, taken is not None and taken is not event
             event = taken or event
         admitted = command is not None or is_due_event(event) or (not held and self.admits(event))
         maybe_suggest = not admitted and self.admits(event, suggesting=True)  # the conversation's mode decides
@@ -242,13 +242,15 @@ class Bot:
                 waited = time.time() - job.enqueued_at
                 ctx.lookout = turn.Lookout(
                     self.runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
-                    stale=job.attempts > 0 or REPLAYED in journal or waited > self.look_after,
-                    look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks)
+                    stale=waiting or job.attempts > 0 or REPLAYED in journal or waited > self.look_after,
+                    look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks,
+                    waiting=waiting)
             await self._run(ctx)
         if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
             await store.set_state(job.lane, ctx.state)
-        if ctx.dropped is None and command is None:
-            await self._answered(event, job)
+        if waiting and ctx.dropped is None and self.turns is not None:
+            # its message_created, if it comes later, is not answered again
+            await self.turns.answered(job.lane, turn.message_id(event) or 0)
 
     async def _run(self, ctx: Context) -> None:
         """The handler chain for one admitted event, with typing shown while it runs."""
@@ -277,18 +279,22 @@ class Bot:
             await self.turns.hold_for_humans(job.lane, human)
             return None
         back = turn.given_back(event, self.bot_id)
-        record = await (self.turns.give_back(job.lane, back) if back else self.turns.get(job.lane))
-        if back and event.name != "conversation_resolved":
+        if back is not None:
+            record = await self.turns.give_back(job.lane, back)
             waiting = turn.waiting_message(event)
             if waiting is not None and waiting.message.id is not None:
-                if record.has_answered(waiting.message.id) or record.newer_answered(waiting.message.id):
+                if job.attempts == 0 and (record.has_answered(waiting.message.id)
+                                          or record.newer_answered(waiting.message.id)):
                     log.info("the contact's last message was answered already", extra=extra)
                     return event
                 log.info("answering the contact's message that waited for the bot (%s)", back, extra=extra)
                 return waiting
             return event
+        if not self.admits(event):
+            return event  # dropped by the policies anyway: no need to read the record
+        record = await self.turns.get(job.lane)
         if record.held_by_humans:
-            level = logging.INFO if self.admits(event) and event.name in MESSAGES else logging.DEBUG
+            level = logging.INFO if event.name in MESSAGES else logging.DEBUG
             log.log(level, "humans hold this conversation (%s); the bot stays silent", record.reason, extra=extra)
             return None
         answering = turn.message_id(event)
@@ -297,10 +303,6 @@ class Bot:
             return None
         return event
 
-    async def _answered(self, event: events.Event, job: Job) -> None:
-        answering = turn.message_id(event)
-        if answering is not None and self.policies.yield_to_humans and self.turns is not None:
-            await self.turns.answered(job.lane, answering)
 
     async def _transcribe(self, ctx: Context) -> None:
         """Voice notes become text (`ctx.text`) before any handler runs; once per event, so a retry reuses it."""

@@ -2,9 +2,11 @@
 turns off, and Chatwoot's delivery alone does not tell (`status` stays `pending` when a human replies).
 
 - **The record.** `Turns` keeps one small record per conversation in the store, beside its state (under the
-  lane `<lane>#turn`): who holds it (`held_by_humans`), since when and why, and the last contact messages
-  the bot took its turn on (`answered`, to answer each message once). `hold_for_humans` and `give_back` are the
-  pause and resume other parts of botkit use (an agent's command, a hand-off).
+  lane `<lane>#turn`): who holds it (`held_by_humans`), since when and why, and the contact messages answered
+  in turns that started without a message event (`answered`, so their `message_created` is not answered
+  again). Only a change of holder or such a turn writes it: the happy path reads it, once per message.
+  `hold_for_humans` and `give_back` are the pause and resume other parts of botkit use (an agent's command,
+  a hand-off).
 - **Yielding.** A human's public message in the conversation hands it to humans (`human_message`): a user's
   outgoing message; one sent outside Chatwoot (`content_attributes.external_echo`: the WhatsApp Business app,
   Facebook, Instagram, TikTok echoes); an outgoing message with no sender and a provider `source_id` (the
@@ -16,7 +18,8 @@ turns off, and Chatwoot's delivery alone does not tell (`status` stays `pending`
   `app/listeners/agent_bot_listener.rb`).
 - **Turns without a message.** When it comes back and its last message (`messages[0]`, the last public
   non-activity message, `conversations/event_data_presenter.rb`) is the contact's, `waiting_message` makes
-  that message the turn's event, answered once.
+  that message the turn's event, answered once: such a turn always looks before acting, and does not answer
+  when the bot's own reply is newer (its `message_created` came first).
 - **Looking before acting** (`Lookout`): a turn that may be stale (a retry, a replay, an event that waited,
   a slow model call) GETs the conversation (`GET …/conversations/{id}`, bot tokens since Chatwoot 4.14.2)
   before its first action, and drops its actions when the conversation is no longer the bot's.
@@ -48,7 +51,7 @@ class Turn:
     held_by_humans: bool = False
     since: float = 0.0  # unix time of the last change of holder
     reason: str = ""  # why it changed: "an agent replied", "handed off", "assigned to the bot", ...
-    answered: list[int] = field(default_factory=list)  # ids of the contact messages the bot took its turn on
+    answered: list[int] = field(default_factory=list)  # contact messages answered without their message_created
 
     def has_answered(self, message_id: int) -> bool:
         return message_id in self.answered
@@ -161,7 +164,14 @@ def waiting_message(event: events.Event) -> events.MessageEvent | None:
     """The contact's message waiting in a conversation that just became the bot's, as a `message_created`.
 
     `messages[0]` of a conversation event is its last public, non-activity message: when it is incoming, no
-    one has answered it. None when there is none."""
+    one has answered it. None when there is none, and when the contact's own new message is what made a
+    resolved conversation pending again (`Message#reopen_conversation`): that message comes as its own
+    `message_created`."""
+    if not isinstance(event, events.ConversationEvent) or event.name == "conversation_resolved":
+        return None
+    status = event.changed("status")
+    if status is not None and status[0] == "resolved":
+        return None
     raw = event.raw
     messages = raw.get("messages") if isinstance(raw.get("messages"), list) else []
     last = messages[0] if messages and isinstance(messages[0], dict) else None
@@ -235,7 +245,8 @@ class Lookout:
     """
 
     def __init__(self, chatwoot: Any, account_id: int, conversation_id: int, *, stale: bool, look_after: float,
-                 bot_id: int | None, after_message: int | None, switch: LookSwitch) -> None:
+                 bot_id: int | None, after_message: int | None, switch: LookSwitch, waiting: bool = False) -> None:
+        self.waiting = waiting  # a turn on a waiting message: the bot's own newer reply means it was answered
         self.switch = switch
         self.chatwoot = chatwoot
         self.account_id = account_id
@@ -268,14 +279,17 @@ class Lookout:
             return None
         finally:
             self._last = time.monotonic()
-        return why_not_the_bots(current, self.bot_id, self.after_message)
+        return why_not_the_bots(current, self.bot_id, self.after_message, answered_by_bot=self.waiting)
 
     def acted(self) -> None:
         self._last = time.monotonic()
 
 
-def why_not_the_bots(current: dict[str, Any], bot_id: int | None, after_message: int = 0) -> str | None:
-    """Why the conversation Chatwoot shows (a GET's answer) is not the bot's now, or None when it is."""
+def why_not_the_bots(current: dict[str, Any], bot_id: int | None, after_message: int = 0, *,
+                     answered_by_bot: bool = False) -> str | None:
+    """Why the conversation Chatwoot shows (a GET's answer) is not the bot's now, or None when it is.
+
+    `answered_by_bot`: also when the newest message is the bot's own reply, newer than `after_message`."""
     conversation = events.Conversation.model_validate(current)
     if not is_the_bots(conversation, bot_id):
         holder = "a human is assigned" if conversation.is_human_assigned else f"it is {conversation.status}"
@@ -286,6 +300,9 @@ def why_not_the_bots(current: dict[str, Any], bot_id: int | None, after_message:
             and (newest.get("sender_type") == "User"
                  or (newest.get("content_attributes") or {}).get("external_echo")):
         return "a human replied in the conversation since"
+    if answered_by_bot and isinstance(newest, dict) and (newest.get("id") or 0) > after_message \
+            and newest.get("sender_type") == "AgentBot" and not newest.get("private"):
+        return "the bot answered that message already"
     return None
 
 

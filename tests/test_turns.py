@@ -169,6 +169,42 @@ async def test_a_conversation_assigned_to_the_bot_gets_its_waiting_message_answe
     assert replies(fake) == ["Answer to: I have a billing question"]
 
 
+@pytest.mark.parametrize("first", ["message_created", "conversation_status_changed"])
+async def test_a_contact_reopening_a_resolved_conversation_is_answered_once(first):
+    """The contact writes in a resolved conversation: Chatwoot saves the message, makes the conversation pending
+    (`Message#reopen_conversation`) and delivers both events, in either order."""
+    fake = FakeChatwoot()
+    fake.add_conversation(conversation_id=CONVERSATION, status="pending")
+    message = contact_writes(fake, "me again")
+    reopened = factories.conversation_event(
+        "conversation_status_changed", status="pending", conversation_id=CONVERSATION,
+        changed_attributes=[{"status": {"previous_value": "resolved", "current_value": "pending"}}])
+    reopened["messages"] = [{**message["conversation"]["messages"][0], "sender": {"id": 42, "type": "contact"}}]
+    async with BotServer(echo_bot(), fake=fake) as server:
+        for body in ([message, reopened] if first == "message_created" else [reopened, message]):
+            await server.deliver(body)
+        await server.settle()
+    assert replies(fake) == ["Answer to: me again"]
+
+
+async def test_an_assignment_whose_snapshot_predates_the_bots_reply_is_not_answered_twice():
+    """The contact wrote as the agent assigned the bot: the message_created was answered first, then the
+    assignment's `messages[0]` (built before that reply) still shows the contact's message. The waiting turn
+    looks first, sees the bot's own newer reply, and does nothing."""
+    fake = FakeChatwoot()
+    fake.add_conversation(conversation_id=CONVERSATION, status="pending")
+    async with BotServer(echo_bot(), fake=fake) as server:
+        body = contact_writes(fake, "I have a billing question")
+        waiting = fake.messages(CONVERSATION)[-1]
+        await server.deliver(body)
+        await server.settle()
+        conversation = fake.conversation(CONVERSATION)
+        conversation.assignee_id, conversation.assignee_type = fake.bot.id, "AgentBot"
+        await server.deliver(assigned_to_bot(fake, waiting))
+        await server.settle()
+    assert replies(fake) == ["Answer to: I have a billing question"]
+
+
 # 3. Look before acting ---------------------------------------------------------------------------------
 
 
