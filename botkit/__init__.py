@@ -3,6 +3,7 @@
 from botkit.adapters.keywords import KeywordRouter, Rule
 from botkit.bot import Bot, Handler, Policies
 from botkit.context import Context
+from botkit.errors import GiveUp
 from botkit.events import ConversationEvent, Event, MessageEvent, WebwidgetTriggered
 from botkit.files import File
 from botkit.router import Router
@@ -13,6 +14,7 @@ __all__ = [
     "ConversationEvent",
     "Event",
     "File",
+    "GiveUp",
     "Handler",
     "KeywordRouter",
     "MessageEvent",

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from babel.dates import format_datetime
 
-from botkit import events, i18n, metrics
+from botkit import events, i18n
 from botkit.agent_commands import MODES, Command, help_text, is_agent_note, parse
 from botkit.config import ConfigError, Settings
 from botkit.hours import Clock, Schedule, utc_now
@@ -211,19 +211,9 @@ class Agents:
             await self.summary_note(ctx, reason, note)
         if team is not None:
             await ctx.assign_team(team)
-        first_time = ctx._step not in ctx._journal  # a retried event skips the journaled hand-off: count it once
-        done = await ctx._act("handoff", lambda: ctx.chatwoot.toggle_status(
-            ctx.account_id, ctx.conversation_id, "open"))
-        if ctx.dropped is not None and done is None:
-            return  # the conversation was no longer the bot's (botkit/turn.py): nothing was handed off
-        if first_time:
-            metrics.of(ctx.bot.runtime).handoff(reason)
-        ctx.handed_off = True
-        _own(ctx.state).pop("opening", None)
-        turns = _turns(ctx)
-        if turns is not None:
-            # humans hold it now, also where Chatwoot keeps it assigned to the bot (an open conversation)
-            await turns.hold_for_humans(ctx.job.lane, "the bot handed off")
+        await ctx.open_for_humans(reason)
+        if ctx.handed_off:  # not when the conversation was no longer the bot's (botkit/turn.py)
+            _own(ctx.state).pop("opening", None)
 
     async def summary_note(self, ctx: Context, reason: str, detail: str | None) -> Any:
         facts = HandoffFacts(reason=REASONS.get(reason, reason), transcript=transcript_of(ctx.state),
@@ -335,8 +325,7 @@ class Agents:
 
 def _turns(ctx: Context) -> Any:
     """The bot's record of who holds each conversation (botkit/turn.py), when its policy keeps one."""
-    bot = ctx.bot
-    return bot.turns if bot.turns is not None and bot.policies.yield_to_humans else None
+    return ctx.turns
 
 
 def _own(state: dict[str, Any]) -> dict[str, Any]:

@@ -10,28 +10,19 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 
 from botkit.config import ConfigError, Settings, load_settings
+from botkit.metrics import NULL
 from botkit.receiver import Endpoint, Receiver, create_app
+from botkit.runtime import ChatwootActions, Runtime
 from botkit.security import Verifier
-from botkit.store import Store, store_from_url
+from botkit.store import store_from_url
 from botkit.worker import Worker
 
 DEFAULT_BOT_NAME = "default"
-
-
-@dataclass
-class Runtime:
-    """What a bot is given when the server starts: the settings, the store, and the Chatwoot client."""
-
-    settings: Settings
-    store: Store
-    chatwoot: Any  # a ChatwootClient, or a console printer in a dry run (no CHATWOOT_BASE_URL)
-    metrics: Any = None  # a botkit.metrics.Metrics, or None when BOTKIT_METRICS=false
 
 
 def load_object(spec: str, setting: str = "BOTKIT_BOT") -> Any:
@@ -47,7 +38,7 @@ def load_object(spec: str, setting: str = "BOTKIT_BOT") -> Any:
         raise ConfigError(f"{setting} names {attribute!r}, which module {module_name!r} does not have.") from None
 
 
-def chatwoot_for(settings: Settings) -> Any:
+def chatwoot_for(settings: Settings) -> ChatwootActions:
     """The real client, or a dry-run printer when no Chatwoot is configured."""
     if settings.chatwoot_base_url is None:
         from botkit.dryrun import ConsoleChatwoot
@@ -98,19 +89,22 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
     metrics = metrics_from_env()
     store = store_from_url(settings.botkit_store, dedupe_ttl=settings.botkit_dedupe_ttl)
     endpoints: dict[str, Endpoint] = {}
-    clients: list[Any] = []
+    clients: list[ChatwootActions] = []
+    bots: list[Any] = []
     for spec in specs:
         spec_bot = bot if bot is not None else bot_from_settings(spec.settings)
-        if any(e.bot is spec_bot for e in endpoints.values()):
+        if any(spec_bot is other for other in bots):
             raise ConfigError(f"BOTKIT_BOTS_FILE: bot {spec.name!r} reuses another bot's object; name a factory "
                               "such as bots.support_router:make_bot so each bot gets its own.")
+        bots.append(spec_bot)
         chatwoot = chatwoot_for(spec.settings)
         clients.append(chatwoot)
-        if metrics is not None and hasattr(chatwoot, "metrics"):
+        if metrics is not None:
             chatwoot.metrics = metrics
-        if hasattr(spec_bot, "bind"):
-            spec_bot.bind(Runtime(settings=spec.settings, store=store, chatwoot=chatwoot, metrics=metrics))
-        endpoints[spec.name] = Endpoint(spec.name, Verifier.from_settings(spec.settings), spec_bot)
+        endpoint = Endpoint(spec.name, Verifier.from_settings(spec.settings), spec_bot)
+        endpoint.bot.bind(Runtime(settings=spec.settings, store=store, chatwoot=chatwoot, metrics=metrics or NULL,
+                                  name=spec.name))
+        endpoints[spec.name] = endpoint
     default = specs[0].name if len(specs) == 1 else None  # plain /webhook is for the single-bot case
     receiver = Receiver(store, endpoints, default=default, max_body_bytes=settings.botkit_max_body_bytes,
                         limiter=limiter_from_env())
@@ -130,8 +124,7 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
 
     async def close_clients() -> None:
         for chatwoot in clients:
-            if hasattr(chatwoot, "aclose"):
-                await chatwoot.aclose()
+            await chatwoot.aclose()
 
     app = create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
                      on_shutdown=close_clients, metrics=metrics)
@@ -142,11 +135,8 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
 async def preflight(app: Starlette) -> None:
     """Start and stop the bots once in the CLI's own process, so a bad setting is one sentence, not a traceback."""
     for endpoint in app.state.receiver.endpoints.values():
-        bot = endpoint.bot
-        if hasattr(bot, "startup"):
-            await bot.startup()
-        if hasattr(bot, "shutdown"):
-            await bot.shutdown()
+        await endpoint.bot.startup()
+        await endpoint.bot.shutdown()
     await app.state.close_clients()
 
 

@@ -17,18 +17,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botkit import events, i18n, metrics, turn
+from botkit import events, i18n, turn
 from botkit.agents import Agents, due_event, is_due_event
 from botkit.config import ConfigError
-from botkit.context import ActionRefused, Context
+from botkit.context import Context
 from botkit.hours import Clock, Schedule
+from botkit.journal import Journal
 from botkit.media import Media
 from botkit.openings import INDEX_EVENT
 from botkit.router import MESSAGES, Handler, Router, check_order, passes
 from botkit.store.base import Job
-from botkit.text import fold
+from botkit.teams import Teams
+
+if TYPE_CHECKING:
+    from botkit.runtime import Runtime
 
 log = logging.getLogger("botkit.bot")
 
@@ -80,7 +84,7 @@ class Bot:
         self.router = Router(name)  # where @bot.on_message and the other decorators register
         self.middleware: list[Middleware] = list(middleware)
         self.policies = policies or Policies()
-        self._teams = {fold(k): v for k, v in (teams or {}).items()}
+        self.teams = Teams(teams)  # the bot's own ids win over BOTKIT_TEAMS
         self.typing_after = typing_after
         self.when_cannot_reply = when_cannot_reply
         self.handoff_on_failure = handoff_on_failure
@@ -89,7 +93,7 @@ class Bot:
         self.language = _language_setting(language, "Bot(language=...)")  # every contact in this one, if set
         self.default_language = self.language or i18n.DEFAULT_LANGUAGE  # BOTKIT_LANGUAGE once bound
         self.media = Media()  # attachments: fetched, inlined, transcribed (settings once bound)
-        self.runtime: Any = None
+        self.runtime: Runtime | None = None
         self.turns: turn.Turns | None = None  # who holds each conversation (set by bind)
         self.looks = turn.LookSwitch()
         self.bot_id: int | None = None  # the agent bot's id in Chatwoot, when known (CHATWOOT_BOT_ID)
@@ -126,21 +130,19 @@ class Bot:
         return middleware
 
     # lifecycle ----------------------------------------------------------------------------------------
-    def bind(self, runtime: Any) -> None:
-        """Called by the server: `runtime` has `.settings`, `.store` and `.chatwoot`."""
+    def bind(self, runtime: Runtime) -> None:
+        """Called by the server once, before `startup`: the settings, the store, the Chatwoot actions, the metrics."""
         self.runtime = runtime
-        self.turns = turn.Turns(runtime.store) if getattr(runtime, "store", None) is not None else None
-        settings = getattr(runtime, "settings", None)
-        if settings is not None:
-            self.bot_id, self.look_after = settings.chatwoot_bot_id, settings.botkit_look_after
-        if settings is not None and settings.botkit_teams:
-            self._teams = {**{fold(k): v for k, v in settings.teams.items()}, **self._teams}
-        if settings is not None and self.language is None:
+        self.turns = turn.Turns(runtime.store)
+        settings = runtime.settings
+        self.bot_id, self.look_after = settings.chatwoot_bot_id, settings.botkit_look_after
+        self.teams.add_defaults(settings.teams)
+        self.teams.dry_run = runtime.chatwoot.dry_run
+        if self.language is None:
             self.default_language = settings.botkit_language
-        if settings is not None:
-            self.media = Media.from_settings(settings)
-            self.agents = Agents.from_settings(settings, **self._agent_options)
-        self.agents.openings.bind(runtime.store, getattr(runtime, "name", "default"))
+        self.media = Media.from_settings(settings)
+        self.agents = Agents.from_settings(settings, **self._agent_options)
+        self.agents.openings.bind(runtime.store, runtime.name)
 
     async def startup(self) -> None:
         """Check the chain's order (ConfigError: a handler after a catch-all), then start every handler."""
@@ -161,28 +163,15 @@ class Bot:
 
     @property
     def dry_run(self) -> bool:
-        return bool(getattr(getattr(self.runtime, "chatwoot", None), "dry_run", False))
+        return self.teams.dry_run
 
     def team_id(self, team: str | int) -> int | str:
-        if isinstance(team, int):
-            return team
-        if team.isdigit():
-            return int(team)
-        if self.dry_run and fold(team) not in self._teams:
-            return team  # a dry run prints the name
-        try:
-            return self._teams[fold(team)]
-        except KeyError:
-            raise ActionRefused(f"team {team!r} has no id: add {team}=<team id> to BOTKIT_TEAMS") from None
+        """The team's Chatwoot id (botkit.teams.Teams.id_of)."""
+        return self.teams.id_of(team)
 
     def check_teams(self, names: Iterable[str]) -> None:
         """Stop start-up when a team the bot assigns by name has no id (a dry run prints names and needs none)."""
-        if self.dry_run:
-            return
-        missing = sorted({n for n in names if not n.isdigit() and fold(n) not in self._teams})
-        if missing:
-            example = ",".join(f"{n}=<id>" for n in missing)
-            raise ConfigError(f"BOTKIT_TEAMS must give the Chatwoot id of every team the bot assigns, e.g. {example}.")
+        self.teams.check(names)
 
     # the gate -----------------------------------------------------------------------------------------
     def admits(self, event: events.Event, *, suggesting: bool = False) -> bool:
@@ -207,7 +196,8 @@ class Bot:
 
     # running ------------------------------------------------------------------------------------------
     async def handle(self, event: events.Event, job: Job) -> None:
-        store = self.runtime.store
+        runtime = self._bound()
+        store = runtime.store
         if event.name == "conversation_resolved":
             await store.clear_state(job.lane)  # a resolved conversation starts afresh
         if event.name == INDEX_EVENT:  # the index of hand-offs waiting for opening time (botkit/openings.py)
@@ -228,8 +218,8 @@ class Bot:
             return
         state = await store.get_state(job.lane)
         before = json.dumps(state, sort_keys=True)  # a snapshot: handlers may change nested values in place
-        journal = await store.journal(job.key)
-        ctx = Context(event, job, self, state=state, journal=journal)
+        journal = await Journal.open(store, job.key)
+        ctx = self._context(event, job, runtime, state, journal)
         ctx.suggesting = self.agents.mode_of(event, state) == "suggest"
         if command is not None:
             await self.agents.run_command(ctx, command)
@@ -241,8 +231,8 @@ class Bot:
             if self.policies.look_before_acting and self.looks.on and not ctx.suggesting:
                 waited = time.time() - job.enqueued_at
                 ctx.lookout = turn.Lookout(
-                    self.runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
-                    stale=waiting or job.attempts > 0 or REPLAYED in journal or waited > self.look_after,
+                    runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
+                    stale=waiting or job.attempts > 0 or REPLAYED in journal.recorded or waited > self.look_after,
                     look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks,
                     waiting=waiting)
             await self._run(ctx)
@@ -304,6 +294,18 @@ class Bot:
         return event
 
 
+    def _bound(self) -> Runtime:
+        if self.runtime is None:
+            raise RuntimeError(f"bot {self.name!r} was not bound to a runtime (the server calls bind())")
+        return self.runtime
+
+    def _context(self, event: events.Event, job: Job, runtime: Runtime, state: dict[str, Any],
+                 journal: Journal) -> Context:
+        return Context(event, job, chatwoot=runtime.chatwoot, journal=journal, teams=self.teams, state=state,
+                       metrics=runtime.metrics, when_cannot_reply=self.when_cannot_reply, catalogue=self.catalogue,
+                       language=self.language, default_language=self.default_language, media=self.media,
+                       turns=self.turns if self.policies.yield_to_humans else None, agents=self.agents)
+
     async def _transcribe(self, ctx: Context) -> None:
         """Voice notes become text (`ctx.text`) before any handler runs; once per event, so a retry reuses it."""
         message = ctx.message
@@ -328,10 +330,12 @@ class Bot:
         return asyncio.create_task(show())
 
     async def _chain(self, ctx: Context, handlers: list[Handler]) -> bool:
+        observed = self._bound().metrics
+
         async def run_handlers(ctx: Context) -> bool:
             for handler in handlers:
                 started = time.perf_counter()
-                with metrics.of(self.runtime).handling(handler.label):  # times, counts errors, names it in logs
+                with observed.handling(handler.label):  # times, counts errors, names it in logs
                     handled = await handler.handle(ctx)
                 log.debug("%s %s in %.1f ms", handler.label, "passed" if passes(handled) else "handled the event",
                           (time.perf_counter() - started) * 1000,
@@ -347,7 +351,8 @@ class Bot:
 
     async def on_dead_letter(self, event: events.Event, job: Job, error: BaseException) -> None:
         """The event failed for good: hand a pending conversation to humans, with a note saying why."""
-        await self.runtime.store.record(job.key, REPLAYED, True)  # a replay of it looks before acting
+        runtime = self._bound()
+        await runtime.store.record(job.key, REPLAYED, True)  # a replay of it looks before acting
         conversation = event.conversation
         if not self.handoff_on_failure or conversation is None or conversation.id is None:
             return
@@ -356,10 +361,10 @@ class Bot:
         if self.turns is not None and self.policies.yield_to_humans \
                 and (await self.turns.get(job.lane)).held_by_humans:
             return  # humans hold it already
-        store = self.runtime.store
+        store = runtime.store
         state = await store.get_state(job.lane)  # the transcript so far, for the summary
-        ctx = Context(event, job, self, state=state, journal=await store.journal(job.key))
-        ctx._step = 1000  # the fallback's own steps, apart from the failed attempt's
+        # the fallback's own steps start at 1000, apart from the failed attempt's
+        ctx = self._context(event, job, runtime, state, await Journal.open(store, job.key, first_step=1000))
         self.agents.before_handlers(ctx)  # the failed message, which its own attempts never saved
         await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "
                                                    "it is yours now."), error=type(error).__name__),

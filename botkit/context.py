@@ -1,9 +1,15 @@
 """Context: the one object a handler needs. The event, who and where, the conversation's state, and actions.
 
-Every action goes through the Chatwoot client and is *journaled*: the n-th action of an event is recorded in
-the store once it succeeds, and when the event runs again (a retry after a later action failed, a restart
+A Context is handed its collaborators and never reaches back into the bot that made it: the Chatwoot
+actions (`botkit.runtime.ChatwootActions`), the event's journal (`botkit.journal.Journal`), the team ids
+(`botkit.teams.Teams`), the conversation's state, the metrics hooks and the catalogue. So a test can build one
+with a MemoryStore and a stand-in Chatwoot, without a socket.
+
+Every action goes through the Chatwoot actions and is *journaled*: the n-th action of an event is recorded
+in the store once it succeeds, and when the event runs again (a retry after a later action failed, a restart
 after a crash, a replayed dead letter) the actions already recorded are skipped. So a retried event never
-sends a second reply or a second hand-off note. Actions run in the order they are called.
+sends a second reply or a second hand-off note. Actions run in the order they are called, and a retried
+event must call them in the same order (docs/guide.md, "Retries and the journal").
 """
 
 from __future__ import annotations
@@ -13,16 +19,23 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botkit import events, i18n, turn
 from botkit.chatwoot.errors import DeliveryUnknown
+from botkit.errors import ActionRefused
 from botkit.files import File, plan
+from botkit.journal import Journal
+from botkit.media import Media
+from botkit.metrics import NULL, NullMetrics
 from botkit.store.base import Job
 from botkit.summary import remember
+from botkit.teams import Teams
 
 if TYPE_CHECKING:
-    from botkit.bot import Bot
+    from botkit.runtime import ChatwootActions
+
+__all__ = ["ActionRefused", "Context", "numbered_text"]
 
 log = logging.getLogger("botkit.context")
 
@@ -34,21 +47,46 @@ INPUT_SELECT_CHANNELS = frozenset({
 RICH_CHANNELS = frozenset({"Channel::WebWidget", "Channel::Api"})
 
 
-class ActionRefused(Exception):
-    """An action the bot must not take here (e.g. an unknown team name). Retrying will not help."""
+class AgentsDesk(Protocol):
+    """What a Context asks of the bot's work beside the agents (botkit.agents.Agents offers it)."""
 
-    transient = False
+    summary: str  # auto, model, built, off
+
+    async def suggest(self, ctx: Context, payload: dict[str, Any]) -> Any: ...
+
+    async def handoff(self, ctx: Context, *, team: str | int | None, note: str | None, message: str | None,
+                      reason: str) -> None: ...
 
 
 class Context:
-    def __init__(self, event: events.Event, job: Job, bot: Bot, *, state: dict[str, Any],
-                 journal: dict[int, Any]) -> None:
+    """One event as a handler sees it. `chatwoot` takes the actions, `journal` remembers which succeeded,
+    `teams` turns team names into ids, `state` is the conversation's (saved by the bot when changed).
+    `when_cannot_reply` ("skip" or "handoff") says what a reply does when the channel's window is closed;
+    `catalogue`, `language` (the bot's one language, if set) and `default_language` translate `t()`;
+    `media` fetches and transcribes attachments; `turns` (when the bot yields to humans) records that humans
+    hold the conversation after a hand-off or a look that found it theirs; `agents` (botkit.agents.Agents)
+    writes the hand-off's summary note and keeps business hours and suggest mode."""
+
+    def __init__(self, event: events.Event, job: Job, *, chatwoot: ChatwootActions, journal: Journal,
+                 teams: Teams | None = None, state: dict[str, Any] | None = None,
+                 metrics: NullMetrics = NULL, when_cannot_reply: str = "skip",
+                 catalogue: i18n.Catalogue | None = None, language: str | None = None,
+                 default_language: str = i18n.DEFAULT_LANGUAGE, media: Media | None = None,
+                 turns: turn.Turns | None = None, agents: AgentsDesk | None = None) -> None:
         self.event = event
         self.job = job
-        self.bot = bot
-        self.state = state  # per-conversation, saved after the handlers when changed
-        self._journal = journal
-        self._step = 0
+        self.chatwoot = chatwoot
+        self.journal = journal
+        self.teams = teams if teams is not None else Teams(dry_run=chatwoot.dry_run)
+        self.state = state if state is not None else {}  # per-conversation, saved after the handlers when changed
+        self.metrics = metrics
+        self.when_cannot_reply = when_cannot_reply
+        self.catalogue = catalogue if catalogue is not None else i18n.Catalogue()
+        self.default_language = default_language
+        self._fixed_language = language
+        self.media = media if media is not None else Media()  # the message's attachments, fetched on demand
+        self.turns = turns
+        self.agents = agents
         self.handed_off = False
         self.suggesting = False  # suggest mode: replies become private suggestions (botkit/agents.py)
         self._typing = False  # shown by this event: only then is there something to turn off
@@ -58,10 +96,6 @@ class Context:
         self.transcripts: list[str] = []  # the words of the message's voice notes (BOTKIT_TRANSCRIPTION_MODEL)
 
     # what and who -------------------------------------------------------------------------------------
-    @property
-    def chatwoot(self) -> Any:
-        return self.bot.runtime.chatwoot
-
     @property
     def conversation(self) -> events.Conversation | None:
         return self.event.conversation
@@ -120,8 +154,7 @@ class Context:
         """The contact's language as a catalogue language ("pt_BR", "es", ...): the bot's own if it has one,
         else what Chatwoot says of the contact (botkit/i18n.py), else the bot's default (BOTKIT_LANGUAGE)."""
         if self._language is None:
-            bot = self.bot
-            self._language = bot.language or bot.catalogue.language_for(self.event, bot.default_language)
+            self._language = self._fixed_language or self.catalogue.language_for(self.event, self.default_language)
         return self._language
 
     @language.setter
@@ -130,28 +163,26 @@ class Context:
 
     def t(self, message: str, **values: Any) -> str:
         """`message` (an English msgid) in the contact's language, `{name}` fields filled from `values`."""
-        return self.bot.catalogue.gettext(self.language, message, **values)
+        return self.catalogue.gettext(self.language, message, **values)
 
     def t_agents(self, message: str, **values: Any) -> str:
         """`message` in the agents' language (the bot's default): for private notes."""
-        return self.bot.catalogue.gettext(self.bot.default_language, message, **values)
+        return self.catalogue.gettext(self.default_language, message, **values)
 
     # actions ------------------------------------------------------------------------------------------
     async def _act(self, name: str, call: Callable[[], Awaitable[Any]],
                    keep: Callable[[Any], Any] | None = None, *, visible: bool = True) -> Any:
-        step = self._step
-        self._step += 1
-        if step in self._journal:
+        step, done, recorded = self.journal.take()
+        if done:
             log.info("skipping %s: it already succeeded in an earlier attempt", name, extra=self._log_extra())
-            return self._journal[step]
+            return recorded
         if visible and not await self._still_the_bots(name):
             return None
         result = await call()
         if visible and self.lookout is not None:
             self.lookout.acted()
         record = (keep or _summary)(result)
-        await self.bot.runtime.store.record(self.job.key, step, record)
-        self._journal[step] = record
+        await self.journal.record(step, record)
         return record
 
     async def _still_the_bots(self, name: str) -> bool:
@@ -161,8 +192,8 @@ class Context:
             self.dropped = await self.lookout.look()
             if self.dropped is not None:
                 log.warning("dropping this turn's actions: %s", self.dropped, extra=self._log_extra())
-                if self.bot.turns is not None and self.bot.policies.yield_to_humans:
-                    await self.bot.turns.hold_for_humans(self.job.lane, self.dropped)
+                if self.turns is not None:
+                    await self.turns.hold_for_humans(self.job.lane, self.dropped)
         if self.dropped is not None:
             log.info("not sending %s: %s", name, self.dropped, extra=self._log_extra())
             return False
@@ -198,7 +229,8 @@ class Context:
         known = {m.id for m in (self.conversation.messages if self.conversation else []) if m.id is not None}
         if self.message is not None and self.message.id is not None:
             known.add(self.message.id)
-        known.update(r["id"] for r in self._journal.values() if isinstance(r, dict) and isinstance(r.get("id"), int))
+        known.update(r["id"] for r in self.journal.recorded.values()
+                     if isinstance(r, dict) and isinstance(r.get("id"), int))
         return known
 
     def _log_extra(self) -> dict[str, Any]:
@@ -218,9 +250,10 @@ class Context:
         Returns the result of the last message sent. In suggest mode it becomes a private note agents may
         send with `/send` (botkit/agents.py)."""
         if self.suggesting and message is not None:
-            return await self.bot.agents.suggest(self, self._payload(message))
+            assert self.agents is not None, "suggest mode needs the bot's agents (botkit/agents.py)"
+            return await self.agents.suggest(self, self._payload(message))
         if self.conversation is not None and not self.conversation.can_reply:
-            if self.bot.when_cannot_reply == "handoff" and not self.handed_off:
+            if self.when_cannot_reply == "handoff" and not self.handed_off:
                 log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
                          extra=self._log_extra())
                 await self.handoff(note=self.t_agents(i18n.N_(
@@ -248,7 +281,7 @@ class Context:
         result = await self._act("reply", lambda: self._post(
             payload["content"], content_type=payload.get("content_type", "text"),
             content_attributes=payload.get("content_attributes"), echo_id=echo_id))
-        if self.dropped is None and self.bot.agents.summary != "off":
+        if self.dropped is None and self.agents is not None and self.agents.summary != "off":
             remember(self.state, "bot", payload["content"])  # the transcript a hand-off summary is written from
         return result
 
@@ -271,7 +304,7 @@ class Context:
     async def typing(self, on: bool = True) -> None:
         """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged, and skipped
         when requests to Chatwoot already queue (it would only slow the replies it announces)."""
-        if on == self._typing or (on and (getattr(self.chatwoot, "busy", False) or self.dropped is not None)):
+        if on == self._typing or (on and (self.chatwoot.busy or self.dropped is not None)):
             return
         self._typing = on
         try:
@@ -280,7 +313,7 @@ class Context:
             log.debug("typing indicator failed: %s", type(exc).__name__, extra=self._log_extra())
 
     async def assign_team(self, team: str | int) -> Any:
-        team_id = self.bot.team_id(team)
+        team_id = self.teams.id_of(team)
         return await self._act("assign_team", lambda: self.chatwoot.assign_team(
             self.account_id, self.conversation_id, team_id))
 
@@ -295,7 +328,30 @@ class Context:
         hand-off waits for opening time, or opens now, as configured (botkit/agents.py).
 
         `reason` says why, in the summary and the metrics (handler, keywords, model, dead_letter, ...)."""
-        await self.bot.agents.handoff(self, team=team, note=note, message=message, reason=reason)
+        if self.agents is not None:  # the summary note, business hours (botkit/agents.py)
+            await self.agents.handoff(self, team=team, note=note, message=message, reason=reason)
+            return
+        if message:
+            await self.reply(message)
+        if note:
+            await self.note(note)
+        if team is not None:
+            await self.assign_team(team)
+        await self.open_for_humans(reason)
+
+    async def open_for_humans(self, reason: str) -> None:
+        """The hand-off itself: open the conversation (journaled), count it once, and record that humans hold
+        it (also where Chatwoot keeps it assigned to the bot). Nothing when this turn's actions are dropped."""
+        first_time = not self.journal.next_is_recorded  # a retried event skips the journaled hand-off: count it once
+        done = await self._act("handoff", lambda: self.chatwoot.toggle_status(
+            self.account_id, self.conversation_id, "open"))
+        if self.dropped is not None and done is None:
+            return
+        if first_time:
+            self.metrics.handoff(reason)
+        self.handed_off = True
+        if self.turns is not None:
+            await self.turns.hold_for_humans(self.job.lane, "the bot handed off")
 
     async def resolve(self) -> Any:
         return await self._act("resolve", lambda: self.chatwoot.toggle_status(

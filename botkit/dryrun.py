@@ -9,13 +9,23 @@ import itertools
 import sys
 from typing import Any, TextIO
 
+from botkit.metrics import NULL, NullMetrics
+
 
 class ConsoleChatwoot:
+    """The Chatwoot actions (botkit.runtime.ChatwootActions) as console lines."""
+
     dry_run = True
+    busy = False  # printing never queues
+
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
         self._ids = itertools.count(1)
+        self.metrics: NullMetrics = NULL  # printed actions are not Chatwoot requests: nothing to count
+
+    async def aclose(self) -> None:
+        return None
 
     def _say(self, account_id: int, conversation_id: int, text: str) -> dict[str, Any]:
         print(f"[dry run] conversation {account_id}/{conversation_id}: {text}", file=self._out or sys.stdout,

@@ -90,11 +90,6 @@ class NullMetrics:
 NULL = NullMetrics()
 
 
-def of(runtime: Any) -> NullMetrics:
-    """The metrics of a bot's runtime, or the no-op hooks when it has none."""
-    return getattr(runtime, "metrics", None) or NULL
-
-
 class Metrics(NullMetrics):
     """One app's metrics, in `registry` (a fresh one by default, so two apps never share counts)."""
 

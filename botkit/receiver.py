@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from botkit import events, metrics
 from botkit.ratelimit import refill
+from botkit.runtime import ServedBot, served
 from botkit.security import DELIVERY_HEADER, Verifier
 from botkit.store.base import Store, StoreUnavailable, lane_for
 
@@ -53,7 +54,10 @@ class Endpoint:
 
     name: str
     verifier: Verifier
-    bot: Any  # has `async handle(event, job)`; optional `startup()`, `shutdown()`, `on_dead_letter(...)`
+    bot: ServedBot  # any object with `async handle(event, job)` becomes one (botkit.runtime.served)
+
+    def __post_init__(self) -> None:
+        self.bot = served(self.bot)
 
 
 @dataclass
@@ -201,8 +205,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await receiver.store.open()
         for endpoint in receiver.endpoints.values():
-            if hasattr(endpoint.bot, "startup"):
-                await endpoint.bot.startup()
+            await endpoint.bot.startup()
         if on_startup is not None:
             await on_startup()
         if worker is not None:
@@ -216,8 +219,7 @@ def create_app(
             if on_shutdown is not None:
                 await on_shutdown()
             for endpoint in receiver.endpoints.values():
-                if hasattr(endpoint.bot, "shutdown"):
-                    await endpoint.bot.shutdown()
+                await endpoint.bot.shutdown()
             await receiver.store.close()
 
     async def healthz(request: Request) -> Response:

@@ -24,31 +24,25 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from botkit import events, logs, metrics
+from botkit.errors import GiveUp
+from botkit.runtime import ServedBot
 from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable, bot_of
 
 log = logging.getLogger("botkit.worker")
 
-class OutOfAttempts(Exception):
+class OutOfAttempts(GiveUp):
     """An event was in flight each time its worker died (`Store.recover` counts those): a dead letter now,
     rather than a crash loop."""
-
-    transient = False
-
-
-class EventHandler(Protocol):
-    """What the worker needs of a bot."""
-
-    async def handle(self, event: events.Event, job: Job) -> None: ...
 
 
 class Worker:
     def __init__(
         self,
         store: Store,
-        bots: Mapping[str, EventHandler],
+        bots: Mapping[str, ServedBot],
         *,
         concurrency: int = 64,
         max_attempts: int = 3,
@@ -187,7 +181,7 @@ class Worker:
         if self._on_outcome is not None:
             self._on_outcome(outcome, job, seconds)
 
-    async def _handle(self, bot: EventHandler, event: events.Event, job: Job) -> None:
+    async def _handle(self, bot: ServedBot, event: events.Event, job: Job) -> None:
         """Run the bot; with a shared store, renew the claim every lease/3 so a live worker never loses it."""
         if not self.store.lease:
             return await bot.handle(event, job)
@@ -210,7 +204,7 @@ class Worker:
                             extra={"delivery_id": job.delivery_id, "lane": job.lane})
                 return
 
-    async def _failed(self, job: Job, bot: Any, exc: Exception, extra: dict[str, Any]) -> str:
+    async def _failed(self, job: Job, bot: ServedBot | None, exc: Exception, extra: dict[str, Any]) -> str:
         """Schedule a retry or make a dead letter; returns which ("retry" or "dead_letter")."""
         ran = not isinstance(exc, OutOfAttempts)  # an event out of attempts was not run this time
         attempt = job.attempts + 1 if ran else job.attempts
@@ -225,10 +219,9 @@ class Worker:
         log.error("event failed for good after %d attempts; it is now a dead letter: %s", attempt, reason,
                   extra=extra, exc_info=exc if ran else None)
         await self._settle(self.store.dead_letter(job, reason), job)
-        on_dead_letter = getattr(bot, "on_dead_letter", None)
-        if on_dead_letter is not None:
+        if bot is not None:
             try:
-                await on_dead_letter(events.parse_json(job.body, job.delivery_id), job, exc)
+                await bot.on_dead_letter(events.parse_json(job.body, job.delivery_id), job, exc)
             except Exception as fallback_exc:  # the fallback itself failed: the dead letter stays for replay
                 log.error("the dead-letter fallback failed too: %s", _describe(fallback_exc), extra=extra)
         return "dead_letter"

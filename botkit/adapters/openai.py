@@ -262,14 +262,14 @@ class OpenAIHandler(Handler):
 
     # lifecycle ----------------------------------------------------------------------------------------
     async def startup(self, bot: Bot) -> None:
-        settings = getattr(bot.runtime, "settings", None)
+        settings = bot.runtime.settings if bot.runtime is not None else None
         if self.teams is None and settings is not None and settings.botkit_teams:
             self.teams = list(settings.teams)
             self._build_tools()
         elif self.teams:
             bot.check_teams(self.teams)
         if self.client is None:
-            key = self.settings.api_key or getattr(settings, "openai_api_key", None)
+            key = self.settings.api_key or (settings.openai_api_key if settings is not None else None)
             if key is None or not key.get_secret_value():
                 raise ConfigError("OPENAI_API_KEY must be set for the OpenAI handler (any non-empty value for a "
                                   "local server that needs no key).")
@@ -359,7 +359,7 @@ class OpenAIHandler(Handler):
         mode = self.settings.images
         if mode == "off" or not ctx.images:
             return user
-        urls = [url for a in ctx.images if (url := await ctx.bot.media.image_url(a, inline=mode == "inline"))]
+        urls = [url for a in ctx.images if (url := await ctx.media.image_url(a, inline=mode == "inline"))]
         if not urls:
             return user
         if self.settings.api == "responses":
@@ -497,7 +497,7 @@ class OpenAIHandler(Handler):
         note = ctx.t_agents(N_("The assistant handed this conversation over: {reason}"), reason=reason)
         if team is not None:
             try:
-                ctx.bot.team_id(team)
+                ctx.teams.id_of(team)
             except ActionRefused:
                 note += " " + ctx.t_agents(N_("(it asked for team {team}, which the bot does not know)"),
                                            team=repr(team))

@@ -113,7 +113,11 @@ def _is_retry_safe(error: BaseException) -> bool:
 
 
 class ChatwootClient(AdminEndpoints):
-    """Async client for Chatwoot's application and platform APIs; use `async with` or call `aclose()`."""
+    """Async client for Chatwoot's application and platform APIs; use `async with` or call `aclose()`.
+
+    It offers the Chatwoot actions a bot takes (botkit.runtime.ChatwootActions), as the dry run's console does."""
+
+    dry_run = False
 
     def __init__(
         self,
