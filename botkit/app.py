@@ -61,7 +61,7 @@ def bot_from_settings(settings: Settings) -> Any:
         from botkit.bot import Bot
         from botkit.plugins import handlers_from_names
 
-        return Bot("bot", handlers_from_names(settings.botkit_handlers))
+        return Bot("bot", handlers_from_names(settings.botkit_handlers, settings))
     bot = load_object(settings.botkit_bot)
     if not hasattr(bot, "handle") and callable(bot):
         bot = bot()  # a factory such as bots.support_router:make_bot
@@ -79,14 +79,14 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
     what `botkit serve` does on SQLite), or elsewhere (`botkit worker` on a shared store).
     """
     from botkit.bots_file import BotSpec, read_bots_file
-    from botkit.metrics import metrics_from_env
-    from botkit.receiver import limiter_from_env
+    from botkit.metrics import metrics_from_settings
+    from botkit.receiver import limiter_from_settings
 
     if bot is None and settings.botkit_bots_file:
         specs = read_bots_file(settings.botkit_bots_file, settings)
     else:
         specs = [BotSpec(DEFAULT_BOT_NAME, settings)]
-    metrics = metrics_from_env()
+    metrics = metrics_from_settings(settings)
     store = store_from_url(settings.botkit_store, dedupe_ttl=settings.botkit_dedupe_ttl)
     endpoints: dict[str, Endpoint] = {}
     clients: list[ChatwootActions] = []
@@ -107,7 +107,7 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
         endpoints[spec.name] = endpoint
     default = specs[0].name if len(specs) == 1 else None  # plain /webhook is for the single-bot case
     receiver = Receiver(store, endpoints, default=default, max_body_bytes=settings.botkit_max_body_bytes,
-                        limiter=limiter_from_env())
+                        limiter=limiter_from_settings(settings))
     if metrics is not None:
         receiver.observe = metrics.delivery
     worker: Any = None

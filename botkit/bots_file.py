@@ -13,6 +13,8 @@ its own token, secret and settings; anything a bot does not set comes from the e
     token = "..."
     secret = "..."
     base_url = "https://chat.other.example"
+    BOTKIT_KEYWORDS_FILE = "sales_rules.toml"  # any setting by its NAME, the handlers' own included
+    OPENAI_MODEL = "gpt-4o"
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botkit.config import ConfigError, Settings, load_settings
+from botkit.config import ConfigError, Settings
 
 # The file's keys, and the settings they stand for.
 KEYS = {
@@ -45,6 +47,7 @@ KEYS = {
 }
 FILE_KEYS = {"token_file": "token", "secret_file": "secret"}
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SETTING = re.compile(r"^[A-Z][A-Z0-9_]*$")  # a setting by its environment name
 
 
 @dataclass
@@ -71,10 +74,10 @@ def _spec(name: str, table: Any, parent: Settings) -> BotSpec:
         raise ConfigError(f"{where}: a bot's name must be lowercase letters, digits, - and _ (it is in its URL).")
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table of settings.")
-    unknown = set(table) - set(KEYS) - set(FILE_KEYS)
+    unknown = {k for k in table if not SETTING.match(k)} - set(KEYS) - set(FILE_KEYS)
     if unknown:
         raise ConfigError(f"{where} has unknown keys {', '.join(sorted(unknown))}; known: "
-                          f"{', '.join(sorted({*KEYS, *FILE_KEYS}))}.")
+                          f"{', '.join(sorted({*KEYS, *FILE_KEYS}))}, or any setting by its NAME.")
     values = dict(table)
     for file_key, key in FILE_KEYS.items():
         if file_key in values:
@@ -83,8 +86,8 @@ def _spec(name: str, table: Any, parent: Settings) -> BotSpec:
             except OSError as exc:
                 raise ConfigError(f"{where}: {file_key} cannot be read ({exc.strerror}).") from None
     try:
-        own = {KEYS[k]: v if isinstance(v, str | bool) else str(v) for k, v in values.items()}
-        settings = load_settings(None, **{**parent.model_dump(), **own})
+        by_name = {KEYS.get(k, k).upper(): v if isinstance(v, str | bool) else str(v) for k, v in values.items()}
+        settings = parent.for_bot(by_name)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return BotSpec(name, settings)

@@ -1,18 +1,24 @@
-"""Settings, read from the environment and `.env`.
+"""Settings, read one way: `read_settings(cls)` for `Settings` and for every handler's own settings class.
 
-Every secret can also come from a file: `CHATWOOT_BOT_TOKEN_FILE=/run/secrets/token`, or one file per
-setting in the directory named by `BOTKIT_SECRETS_DIR` (the Docker/Kubernetes convention), so tokens
-need not sit in the environment of every process. A wrong setting raises `ConfigError` with one
+Sources, the first that has a setting wins: arguments given in code, a bot's table in BOTKIT_BOTS_FILE
+(`Settings.section(cls)` carries it to the bot's handlers), secret files, the environment, `.env`, the
+default. Every setting can come from a file: `CHATWOOT_BOT_TOKEN_FILE=/run/secrets/token`, or one file per
+setting in the directory named by `BOTKIT_SECRETS_DIR` (the Docker/Kubernetes convention), so tokens need not
+sit in the environment of every process. A wrong setting raises `ConfigError` with one
 sentence naming the variable and what it expects; no secret value is ever part of that sentence.
+
+A handler's settings class is a `BaseSettings` with its own `env_prefix` (e.g. OPENAI_); it reads it with
+`bot.runtime.settings.section(MySettings, **arguments)` in `startup`, or `read_settings(MySettings)` alone.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_SETTINGS = (
@@ -27,6 +33,9 @@ SECRET_SETTINGS = (
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message is one sentence saying what to set."""
+
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
@@ -83,9 +92,14 @@ class Settings(BaseSettings):
     botkit_holidays: str = ""  # 2026-12-25,2027-01-01 (closed all day)
     botkit_outside_hours: str = "wait"  # a hand-off outside the hours: wait (pending until opening) or open
 
-    # Logs
+    # Logs and metrics
     botkit_log_level: str = "INFO"
     botkit_log_format: str = "text"
+    botkit_metrics: bool = True  # serve /metrics and count
+
+    # Failed authentications per client address, before the receiver answers 429 (0 turns the limit off)
+    botkit_unauthorized_per_second: float = Field(10.0, ge=0)
+    botkit_unauthorized_burst: float = Field(100.0, ge=1)
 
     # OpenAI (read by the OpenAI handler)
     openai_api_key: SecretStr | None = None
@@ -96,6 +110,25 @@ class Settings(BaseSettings):
     botkit_kb_embeddings_model: str = "text-embedding-3-small"
     botkit_kb_min_score: float | None = None  # the confidence an answer needs (default: the model's own)
     botkit_kb_when_unsure: Literal["pass", "handoff"] = "pass"
+
+    # where this object was read from, so handlers' settings classes read the same sources (section)
+    _env_file: str | None = PrivateAttr(".env")
+    _bot_values: dict[str, str] = PrivateAttr(default_factory=dict)  # a bot's BOTKIT_BOTS_FILE table, by NAME
+
+    def section(self, cls: type[S], **arguments: Any) -> S:
+        """A handler's settings class read from the same sources as these settings: `arguments` (given in
+        code; None means not given), this bot's BOTKIT_BOTS_FILE table, secret files, the environment and
+        the same `.env`. ConfigError, one sentence, when a setting is wrong."""
+        return read_settings(cls, self._env_file, bot_values=self._bot_values, **arguments)
+
+    def for_bot(self, values: Mapping[str, str], **fields: Any) -> Settings:
+        """These settings with a bot's own table on top: `values` by setting NAME (BOTKIT_KEYWORDS_FILE,
+        OPENAI_MODEL, ...), `fields` by field name. The names of other classes reach `section`."""
+        own = {**self._bot_values, **values}
+        mine = {name.lower(): value for name, value in own.items() if name.lower() in type(self).model_fields}
+        settings = read_settings(type(self), None, **{**self.model_dump(), **mine, **fields})
+        settings._env_file, settings._bot_values = self._env_file, own
+        return settings
 
     @field_validator("chatwoot_bot_token", "chatwoot_admin_token", "chatwoot_platform_token",
                      "chatwoot_webhook_secret", "botkit_basic_auth", "openai_api_key", "botkit_handlers",
@@ -219,39 +252,64 @@ def parse_teams(text: str) -> dict[str, int]:
     return teams
 
 
-def _secrets_from_files(env_file: str | None) -> dict[str, str]:
-    """`NAME_FILE` variables and `BOTKIT_SECRETS_DIR/<name>` files, as settings values."""
+def env_name(cls: type[BaseSettings], field: str) -> str:
+    """The environment variable of a settings field: OPENAI_MODEL for OpenAISettings.model."""
+    return (str(cls.model_config.get("env_prefix") or "") + field).upper()
+
+
+def _secrets_from_files(cls: type[BaseSettings]) -> dict[str, str]:
+    """`NAME_FILE` variables and `BOTKIT_SECRETS_DIR/<name>` files, for every field of the class (but one
+    whose NAME_FILE is itself a setting, such as OPENAI_SYSTEM_PROMPT_FILE)."""
     found: dict[str, str] = {}
     secrets_dir = os.environ.get("BOTKIT_SECRETS_DIR")
-    for name in SECRET_SETTINGS:
-        upper = name.upper()
+    for field in cls.model_fields:
+        if f"{field}_file" in cls.model_fields:
+            continue
+        upper = env_name(cls, field)
         path = os.environ.get(f"{upper}_FILE")
         if path is None and secrets_dir:
-            for candidate in (Path(secrets_dir) / upper, Path(secrets_dir) / name):
+            for candidate in (Path(secrets_dir) / upper, Path(secrets_dir) / upper.lower()):
                 if candidate.is_file():
                     path = str(candidate)
                     break
         if path is None:
             continue
         try:
-            found[name] = Path(path).read_text().strip()
+            found[field] = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{upper}_FILE names {path}, which cannot be read ({exc.strerror}).") from None
     return found
 
 
-def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
-    """Read the settings, or raise ConfigError with one sentence saying what to set."""
-    values = {**_secrets_from_files(env_file), **{k: v for k, v in overrides.items() if v is not None}}
+def read_settings(cls: type[S], env_file: str | None = ".env", *, bot_values: Mapping[str, str] | None = None,
+                  **arguments: Any) -> S:
+    """Read a settings class (Settings, or a handler's), or raise ConfigError with one sentence saying what
+    to set. `arguments` (by field name; None means not given) win over `bot_values` (a bot's table in
+    BOTKIT_BOTS_FILE, by setting NAME), which win over secret files, the environment and `env_file`."""
+    own = {field: value for field in cls.model_fields
+           if (value := (bot_values or {}).get(env_name(cls, field))) is not None}
+    values = {**_secrets_from_files(cls), **own, **{k: v for k, v in arguments.items() if v is not None}}
     try:
-        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+        return cls(_env_file=env_file, **values)  # type: ignore[call-arg]
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
+        name = env_name(cls, str(error["loc"][0])) if error["loc"] else "a setting"
         reason = _REASONS.get(error["type"], "").format(**(error.get("ctx") or {}))
         reason = reason or error["msg"].removeprefix("Value error, ")
-        shown = "" if name.lower() in SECRET_SETTINGS else f" (it is {error.get('input')!r})"
+        shown = "" if error["loc"] and _is_secret(cls, str(error["loc"][0])) else f" (it is {error.get('input')!r})"
         raise ConfigError(f"{name} {reason[0].lower() + reason[1:]}{shown}.") from None
+
+
+def _is_secret(cls: type[BaseSettings], field: str) -> bool:
+    info = cls.model_fields.get(field)
+    return info is not None and SecretStr in (info.annotation, *getattr(info.annotation, "__args__", ()))
+
+
+def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """botkit's own settings (read_settings(Settings)); the handlers' classes read theirs with `section`."""
+    settings = read_settings(Settings, env_file, **overrides)
+    settings._env_file = env_file
+    return settings
 
 
 # Pydantic's wording, said the way a person setting an environment variable reads it.

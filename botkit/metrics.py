@@ -43,9 +43,9 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from botkit import logs
+from botkit.config import Settings
 from botkit.store.base import QueueStats
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -54,14 +54,6 @@ WORK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 # Outcomes of deliveries that passed authentication or could not be checked: forged ones stay out of the
 # ack histogram so a flood cannot hide how fast real deliveries are acked.
 ACK_OUTCOMES = frozenset({"accepted", "duplicate", "ignored", "malformed", "store_error", "shutting_down"})
-
-
-class MetricsSettings(BaseSettings):
-    """BOTKIT_METRICS: serve /metrics and count (default true)."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    botkit_metrics: bool = True
 
 
 class NullMetrics:
@@ -209,8 +201,9 @@ class QueueCollector:
                                 value=s.dead_letters)
 
 
-def metrics_from_env() -> Metrics | None:
-    return Metrics() if MetricsSettings().botkit_metrics else None
+def metrics_from_settings(settings: Settings) -> Metrics | None:
+    """The app's metrics, or None when BOTKIT_METRICS=false."""
+    return Metrics() if settings.botkit_metrics else None
 
 
 def prepare_multiprocess_dir() -> None:

@@ -27,14 +27,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from botkit import events, metrics
+from botkit.config import Settings
 from botkit.ratelimit import refill
 from botkit.runtime import ServedBot, served
 from botkit.security import DELIVERY_HEADER, Verifier
@@ -150,17 +149,8 @@ class AddressLimiter:
         return len(self._buckets)
 
 
-class LimiterSettings(BaseSettings):
+def limiter_from_settings(settings: Settings) -> AddressLimiter | None:
     """BOTKIT_UNAUTHORIZED_PER_SECOND (0 turns the limit off) and BOTKIT_UNAUTHORIZED_BURST, per client address."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    botkit_unauthorized_per_second: float = Field(10.0, ge=0)
-    botkit_unauthorized_burst: float = Field(100.0, ge=1)
-
-
-def limiter_from_env() -> AddressLimiter | None:
-    settings = LimiterSettings()
     if settings.botkit_unauthorized_per_second == 0:
         return None
     return AddressLimiter(settings.botkit_unauthorized_per_second, settings.botkit_unauthorized_burst)

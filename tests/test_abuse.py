@@ -134,11 +134,12 @@ async def test_a_flood_of_forgeries_does_not_starve_real_deliveries(server):
 
 
 def test_limit_can_be_turned_off(monkeypatch):
-    from botkit.receiver import limiter_from_env
+    from botkit.config import load_settings
+    from botkit.receiver import limiter_from_settings
 
     monkeypatch.setenv("BOTKIT_UNAUTHORIZED_PER_SECOND", "0")
-    assert limiter_from_env() is None
+    assert limiter_from_settings(load_settings(env_file=None)) is None
     monkeypatch.setenv("BOTKIT_UNAUTHORIZED_PER_SECOND", "3")
     monkeypatch.setenv("BOTKIT_UNAUTHORIZED_BURST", "7")
-    limiter = limiter_from_env()
+    limiter = limiter_from_settings(load_settings(env_file=None))
     assert (limiter.per_second, limiter.burst) == (3.0, 7.0)

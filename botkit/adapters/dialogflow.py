@@ -1,6 +1,6 @@
 """The Dialogflow handler: ES (v2) or CX (v3), doing what Chatwoot's built-in Dialogflow integration does.
 
-Chatwoot's integration (FACTS.md section 5, lib/integrations/dialogflow/processor_service.rb) is what users
+Chatwoot's integration (`lib/integrations/dialogflow/processor_service.rb`) is what users
 migrate from, so the mapping is the same:
 
 - the session id is `conversation.contact_inbox.source_id`;
@@ -38,11 +38,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from botkit.bot import MESSAGES, Bot, Handler
-from botkit.config import ConfigError
+from botkit.config import ConfigError, read_settings
 from botkit.context import ActionRefused, Context
 from botkit.i18n import N_
 
@@ -70,12 +70,8 @@ class DialogflowSettings(BaseSettings):
 
 
 def load_dialogflow_settings(**overrides: Any) -> DialogflowSettings:
-    try:
-        return DialogflowSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = "DIALOGFLOW_" + str(error["loc"][0]).upper() if error["loc"] else "a Dialogflow setting"
-        raise ConfigError(f"{name} {error['msg'][0].lower() + error['msg'][1:]}.") from None
+    """DIALOGFLOW_* from the environment and `.env` (botkit.config.read_settings), `overrides` on top."""
+    return read_settings(DialogflowSettings, **overrides)
 
 
 class DialogflowUnavailable(Exception):
@@ -127,7 +123,9 @@ class DialogflowHandler(Handler):
 
     # lifecycle ----------------------------------------------------------------------------------------
     async def startup(self, bot: Bot) -> None:
-        settings = self.settings = load_dialogflow_settings(**self._overrides)
+        # the bot's sources (its BOTKIT_BOTS_FILE table included), the constructor's arguments on top
+        settings = self.settings = (bot.runtime.settings.section(DialogflowSettings, **self._overrides)
+                                    if bot.runtime is not None else load_dialogflow_settings(**self._overrides))
         cx = bool(settings.cx_agent_id)
         project = settings.project_id
         if self.client is None:

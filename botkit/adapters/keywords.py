@@ -22,13 +22,13 @@ in order; the first match wins. Rules come from Python or from a TOML file:
 Replies go through the bot's catalogue (`ctx.t`), so a reply that is a msgid of botkit's catalogue, or of the
 bot's own, reaches each contact in their language; other text is sent as written.
 
-As a plugin (`BOTKIT_HANDLERS=keywords`) it reads its rules from the file BOTKIT_KEYWORDS_FILE names, or
-uses the rules of Chatwoot's Agent Bots guide (billing, technical, human) when none is set.
+As a plugin (`BOTKIT_HANDLERS=keywords`) it reads its rules from the file BOTKIT_KEYWORDS_FILE names (its
+settings class, `KeywordSettings`, read like every setting: environment, `.env`, a bot's BOTKIT_BOTS_FILE
+table), or uses the rules of Chatwoot's Agent Bots guide (billing, technical, human) when none is set.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Sequence
@@ -36,12 +36,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from botkit import i18n
 from botkit.bot import Bot, Handler
-from botkit.config import ConfigError
+from botkit.config import ConfigError, Settings, read_settings
 from botkit.context import Context
 from botkit.i18n import N_
 from botkit.text import fold, keyword_pattern
+
+
+class KeywordSettings(BaseSettings):
+    """BOTKIT_KEYWORDS_FILE: the keyword router's rules as a TOML file (none: the guide's rules)."""
+
+    model_config = SettingsConfigDict(env_prefix="BOTKIT_KEYWORDS_", env_file=".env", extra="ignore")
+
+    file: str | None = None
 
 
 @dataclass
@@ -94,9 +104,11 @@ class KeywordRouter(Handler):
         return cls(rules, fallback=(data.get("fallback") or {}).get("reply"))
 
     @classmethod
-    def from_settings(cls) -> KeywordRouter:
-        path = os.environ.get("BOTKIT_KEYWORDS_FILE")
-        return cls.from_toml(path) if path else cls(GUIDE_RULES, fallback=GUIDE_FALLBACK)
+    def from_settings(cls, settings: Settings | None = None) -> KeywordRouter:
+        """The plugin: the rules BOTKIT_KEYWORDS_FILE names in the bot's settings (or the environment and
+        `.env` when none are given), else the guide's."""
+        own = settings.section(KeywordSettings) if settings is not None else read_settings(KeywordSettings)
+        return cls.from_toml(own.file) if own.file else cls(GUIDE_RULES, fallback=GUIDE_FALLBACK)
 
     @property
     def takes_all(self) -> frozenset[str]:

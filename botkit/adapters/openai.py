@@ -13,7 +13,9 @@
 - Guard rails: a cap on model calls and tokens per conversation; reaching it hands off.
 - Logs: outcomes, timings and error kinds only; prompts, keys and messages only at debug level (or never).
 
-Settings are constructor arguments, with environment fallbacks (OPENAI_MODEL, OPENAI_SYSTEM_PROMPT, ...).
+Settings are constructor arguments, with fallbacks in `OpenAISettings` (OPENAI_MODEL, OPENAI_SYSTEM_PROMPT, ...)
+read like every setting (botkit.config): the environment, `.env`, secret files and, from `startup` on, the
+bot's own table in BOTKIT_BOTS_FILE.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pydantic import Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from botkit.bot import Bot, Handler
-from botkit.config import ConfigError
+from botkit.config import ConfigError, read_settings
 from botkit.context import ActionRefused, Context
 from botkit.i18n import N_
 
@@ -207,12 +209,8 @@ class OpenAIHandler(Handler):
         given = {"model": model, "system_prompt": system_prompt, "system_prompt_file": system_prompt_file,
                  "api": api, "api_key": api_key, "base_url": base_url, "temperature": temperature,
                  "max_output_tokens": max_output_tokens, "timeout": timeout, "max_retries": max_retries, **limits}
-        try:
-            self.settings = OpenAISettings(_env_file=env_file, **{k: v for k, v in given.items() if v is not None})
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            name = "OPENAI_" + str(error["loc"][0]).upper() if error["loc"] else "an OpenAI setting"
-            raise ConfigError(f"{name} {error['msg'][0].lower() + error['msg'][1:]}.") from None
+        self._given = given
+        self.settings = read_settings(OpenAISettings, env_file, **given)
         unknown = set(builtin_tools) - set(BUILTIN_TOOLS)
         if unknown:
             raise ValueError(f"no built-in tool named {', '.join(sorted(unknown))}; "
@@ -263,6 +261,9 @@ class OpenAIHandler(Handler):
     # lifecycle ----------------------------------------------------------------------------------------
     async def startup(self, bot: Bot) -> None:
         settings = bot.runtime.settings if bot.runtime is not None else None
+        if settings is not None:  # again, from the bot's sources (its BOTKIT_BOTS_FILE table included)
+            self.settings = settings.section(OpenAISettings, **self._given)
+            self.template = self._read_prompt()
         if self.teams is None and settings is not None and settings.botkit_teams:
             self.teams = list(settings.teams)
             self._build_tools()
@@ -299,7 +300,7 @@ class OpenAIHandler(Handler):
         text = contact_text(ctx)
         if not text:
             return False
-        # a fresh copy, stored back whole: the Bot saves the state when it differs from a shallow copy of it
+        # a deep copy, stored back whole: the Bot saves the state when its JSON differs from the snapshot it took
         memory = copy.deepcopy(ctx.state.get("openai") or {"transcript": [], "calls": 0, "tokens": 0})
         token = _turn.set(_Turn())
         # typing is shown beside the model call, not before it: a busy Chatwoot must not delay the answer

@@ -47,7 +47,7 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigError("--no-worker needs a shared store that `botkit worker` can read: set BOTKIT_STORE to a "
                           "redis:// URL (with SQLite, run `botkit serve` alone).")
     if single_file and not args.no_worker:
-        share_metrics_with_the_worker()
+        share_metrics_with_the_worker(settings)
         hold_the_file(settings)
     configure_logging(settings)
     from botkit.metrics import prepare_multiprocess_dir
@@ -109,12 +109,12 @@ def inherited_socket() -> socket.socket | None:
     return socket.socket(fileno=3)
 
 
-def share_metrics_with_the_worker() -> None:
+def share_metrics_with_the_worker(settings: Settings) -> None:
     """/metrics should count the worker child's events too: prometheus_client adds up processes through
     PROMETHEUS_MULTIPROC_DIR, which it reads when imported, so set it and start this command afresh."""
-    from botkit.metrics import MULTIPROC_ENV, MetricsSettings
+    from botkit.metrics import MULTIPROC_ENV
 
-    if os.environ.get(MULTIPROC_ENV) or not MetricsSettings().botkit_metrics:
+    if os.environ.get(MULTIPROC_ENV) or not settings.botkit_metrics:
         return
     digest = hashlib.sha1(str(Path.cwd()).encode(), usedforsecurity=False).hexdigest()[:12]
     os.environ[MULTIPROC_ENV] = str(Path(tempfile.gettempdir()) / f"botkit-metrics-{os.getuid()}-{digest}")
