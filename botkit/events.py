@@ -1,10 +1,11 @@
 """Typed models of what Chatwoot delivers to an agent bot.
 
-Chatwoot sends a *flat* payload (FACTS.md section 3): a message event carries the message's own fields at
-the top level beside `conversation`, `sender`, `inbox`, `account` and `event`. Chatwoot's public guide
-shows a nested shape (`{"event", "message": {...}, ...}`) that no version sends, but users copy it into
-their tests, so `normalize` turns it into the flat one. Every field is optional and unknown keys are kept
-in `raw`: Chatwoot adds fields over time and old self-hosted releases lack some.
+Chatwoot sends a *flat* payload (`webhook_data` in `app/models/message.rb` and `app/models/conversation.rb`):
+a message event carries the message's own fields at the top level beside `conversation`, `sender`, `inbox`,
+`account` and `event`. Chatwoot's public guide shows a nested shape (`{"event", "message": {...}, ...}`)
+that no version sends, but users copy it into their tests, so `normalize` turns it into the flat one. Every
+field is optional and unknown keys are kept in `raw`: Chatwoot adds fields over time and old self-hosted
+releases lack some.
 """
 
 from __future__ import annotations

@@ -209,7 +209,9 @@ class Worker:
         ran = not isinstance(exc, OutOfAttempts)  # an event out of attempts was not run this time
         attempt = job.attempts + 1 if ran else job.attempts
         reason = _describe(exc)
-        hopeless = getattr(exc, "transient", True) is False or isinstance(exc, events.MalformedEvent | LookupError)
+        # GiveUp: the handler says so; `transient = False`: a Chatwoot refusal a retry would meet again
+        hopeless = (isinstance(exc, GiveUp | events.MalformedEvent | LookupError)
+                    or getattr(exc, "transient", True) is False)
         if attempt < self.max_attempts and not hopeless:
             delay = self.backoff * 2 ** job.attempts * random.uniform(0.5, 1.0)
             log.warning("event failed (attempt %d of %d, retrying in %.1f s): %s",

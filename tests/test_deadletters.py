@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from botkit import Bot, Handler, cli
+from botkit import Bot, GiveUp, Handler, cli
 from botkit.testing import factories
 from botkit.testing.harness import BotServer
 from botkit.testing.redis_server import RedisServer, skip_unless_redis_server
 
 
-class Broken(Exception):
-    transient = False  # retrying cannot help: dead-lettered at once
+class Broken(GiveUp):
+    """Retrying cannot help: dead-lettered at once."""
 
 
 class Fixable(Handler):

@@ -37,7 +37,9 @@ def test_new_creates_a_package_whose_tests_pass(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SHOP_BOT_GREETING", "Howdy")
     module_name, _, attribute = entry.partition(":")
     try:
-        handler = getattr(importlib.import_module(module_name), attribute).from_settings()
+        from botkit.config import load_settings
+
+        handler = getattr(importlib.import_module(module_name), attribute).from_settings(load_settings(None))
         assert handler.greeting == "Howdy" and handler.label == "shop_bot"
     finally:
         for name in [m for m in sys.modules if m == "shop_bot" or m.startswith("shop_bot.")]:
@@ -49,7 +51,7 @@ def test_new_creates_a_package_whose_tests_pass(tmp_path, monkeypatch, capsys):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
                           env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 passed" in done.stdout
+    assert "4 passed" in done.stdout
 
 
 def test_names_and_refusals(tmp_path):

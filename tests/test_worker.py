@@ -130,8 +130,10 @@ async def test_retries_run_out_into_a_dead_letter_and_the_fallback_runs():
 
 
 async def test_an_error_that_says_retrying_cannot_help_is_dead_lettered_at_once():
-    class Hopeless(Exception):
-        transient = False
+    from botkit import GiveUp
+
+    class Hopeless(GiveUp):
+        pass
 
     class Bot(Flaky):
         async def handle(self, event, job):

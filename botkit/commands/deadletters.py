@@ -12,9 +12,8 @@ reply. `list` prints one line per dead letter, tab-separated: id, event, lane, d
 error. `show` prints the stored body, which holds the contact's message (that is what it is for) and never
 a token: the body is what Chatwoot sent.
 
-Caution with SQLite while `botkit serve` runs: opening a SQLite store takes back every claim (it assumes it is
-the only process), so events in flight in the server could run a second time. Until the store can open
-without that, run these commands against SQLite when the server is stopped or idle; Redis is not affected.
+These commands only open the store: claims a previous run left are handed out again by a starting worker
+(`Store.recover`), never by opening, so they are safe beside a running `botkit serve`, on SQLite as on Redis.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A fake Chatwoot that answers the API a bot calls the way Chatwoot does (see FACTS.md section 4).
+"""A fake Chatwoot that answers the API a bot calls the way Chatwoot does (the bot-token allow-list of
+`app/controllers/concerns/access_token_auth_helper.rb`, the answers of `app/controllers/api/v1/accounts/`).
 
     fake = FakeChatwoot()
     fake.add_conversation(conversation_id=128, status="pending")
