@@ -29,7 +29,7 @@ import re
 from typing import Any, Literal
 
 from botkit.bot import Bot, Handler
-from botkit.config import ConfigError, load_settings
+from botkit.config import ConfigError, Settings, load_settings
 from botkit.context import RICH_CHANNELS, Context
 from botkit.knowledge import KnowledgeBase, knowledge_from_settings
 from botkit.rich import Article, ArticleItem
@@ -66,9 +66,9 @@ class KnowledgeHandler(Handler):
         self._own_knowledge = knowledge is None
 
     @classmethod
-    def from_settings(cls) -> KnowledgeHandler:
-        """The plugin `knowledge` (BOTKIT_HANDLERS=keywords,knowledge): BOTKIT_KB_* settings, no model."""
-        return cls(when_unsure=load_settings().botkit_kb_when_unsure)
+    def from_settings(cls, settings: Settings) -> KnowledgeHandler:
+        """The plugin `knowledge` (BOTKIT_HANDLERS=keywords,knowledge): the bot's BOTKIT_KB_* settings, no model."""
+        return cls(when_unsure=settings.botkit_kb_when_unsure)
 
     @property
     def takes_all(self) -> frozenset[str]:
