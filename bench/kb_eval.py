@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import random
 import re
@@ -44,6 +45,7 @@ import time
 import tracemalloc
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -157,6 +159,7 @@ def evaluate(method, questions, index: SQLiteIndex, kinds: dict[int, tuple[str, 
              firsts: dict[str, bool] | None = None) -> dict[str, float]:
     """The figures; `firsts` collects, per hard question, whether the first passage was right."""
     measure = Measure()
+    given = right = 0  # botkit fused: the answers its verdict lets the bot give, and how many are right
     for row in questions:
         human_expected = row["intent"] in HUMAN_INTENTS
         if isinstance(method, RankBM25):
@@ -168,11 +171,19 @@ def evaluate(method, questions, index: SQLiteIndex, kinds: dict[int, tuple[str, 
             human = found.verdict == "human" if method.mode == "fused" else (
                 bool(keys) and kinds[keys[0]][0] == "handoff")
         relevant = [kinds[k][1] == row["intent"] for k in keys]
+        if not isinstance(method, RankBM25) and method.mode == "fused" and not human_expected:
+            if found.verdict == "answer":
+                given += 1
+                right += bool(relevant) and relevant[0]
         if firsts is not None and not human_expected and set(row["tags"]) & {"Z", "Q"}:
             firsts[row["instruction"]] = bool(relevant) and relevant[0]
         measure.add(relevant=relevant, human_expected=human_expected, human_predicted=human,
                     hard=bool(set(row["tags"]) & {"Z", "Q"}))
-    return measure.figures()
+    figures = measure.figures()
+    if given:
+        figures["answered"] = given / figures["questions"]
+        figures["right when answered"] = right / given
+    return figures
 
 
 def passage_kinds(index: SQLiteIndex) -> dict[int, tuple[str, str]]:
@@ -180,7 +191,7 @@ def passage_kinds(index: SQLiteIndex) -> dict[int, tuple[str, str]]:
     out = {}
     for key, body in index._db.execute("SELECT p.id, d.body FROM kb_passages p JOIN kb_documents d "
                                        "ON d.id = p.document_id"):
-        doc = Document.from_json(__import__("json").loads(body))
+        doc = Document.from_json(json.loads(body))
         out[key] = (doc.kind, doc.source)
     return out
 
@@ -222,7 +233,7 @@ def build_latency_index(rows, size, embedder, workdir) -> tuple[SQLiteIndex, flo
     return index, count, time.perf_counter() - started
 
 
-def cell(speed: dict[str, float], size: str) -> str:
+def cell(speed: dict[str, Any], size: str) -> str:
     return f"{speed[f'p50 {size}']:.1f} / {speed[f'p95 {size}']:.1f}" if f"p50 {size}" in speed else "-"
 
 
@@ -271,7 +282,7 @@ def main() -> int:
         print(f"  {name}: done", file=sys.stderr)
 
     # speed --------------------------------------------------------------------------------------------
-    speed: dict[str, dict[str, float]] = defaultdict(dict)
+    speed: dict[str, dict[str, Any]] = defaultdict(dict)
     if not args.skip_latency:
         rng = random.Random(5)
         sample = [r["instruction"] for r in rng.sample(questions, min(args.latency_queries, len(questions)))]
@@ -288,13 +299,20 @@ def main() -> int:
                 speed[name][f"p95 {size // 1000}k"] = p95
             if size == 10000:
                 keys, matrix = big.vectors()
-                speed["dense"]["memory"] = speed["botkit fused"]["vectors MB"] = matrix.nbytes / 2**20
-                speed["SQLite FTS5"]["memory"] = os.path.getsize(big.path) / 2**20
+                vectors = matrix.nbytes / 2**20
+                text_only = SQLiteIndex(os.path.join(workdir, "text-only.db"))  # FTS5 without stored vectors
+                text_only.set_meta("handoff_seeded", "1")
+                KnowledgeBase(text_only, None, max_words=60).add(big.documents())
+                fts = os.path.getsize(text_only.path) / 2**20
+                speed["SQLite FTS5"]["memory"] = f"{fts:.1f} (file)"
+                total = os.path.getsize(big.path) / 2**20
+                speed["dense"]["memory"] = f"{vectors:.1f} (RAM) + {total - fts:.1f} (file)"
+                speed["botkit fused"]["memory"] = f"{vectors:.1f} (RAM) + {total:.1f} (file)"
                 tracemalloc.start()
-                RankBM25(big)
-                speed["rank_bm25"]["memory"] = tracemalloc.get_traced_memory()[0] / 2**20
+                kept = RankBM25(big)
+                speed["rank_bm25"]["memory"] = f"{tracemalloc.get_traced_memory()[0] / 2**20:.1f} (RAM)"
                 tracemalloc.stop()
-                speed["botkit fused"]["memory"] = speed["dense"]["memory"] + speed["SQLite FTS5"]["memory"]
+                del kept
                 speed["_"]["passages 10k"] = count
             else:
                 speed["_"]["passages 1k"] = count
@@ -318,17 +336,21 @@ def main() -> int:
     # the table ----------------------------------------------------------------------------------------
     print()
     print("| method | recall@1 | recall@3 | MRR | hard recall@1 | hard recall@3 | hard MRR | hand-off P | hand-off R |"
-          " p50/p95 1k (ms) | p50/p95 10k (ms) | build (s per 1k passages) | memory at 10k (MB) |")
+          " p50/p95 1k (ms) | p50/p95 10k (ms) | build (s per 1k passages) | size at 10k (MB) |")
     print("|---|" + "---|" * 12)
     for name, r in results.items():
         s = speed.get(name, {})
         build = f"{s['build s/1k']:.2f}" if "build s/1k" in s else "-"
-        memory = f"{s['memory']:.1f}" if "memory" in s else "-"
+        memory = s.get("memory", "-")
         print(f"| {name} | {r['recall@1']:.3f} | {r['recall@3']:.3f} | {r['mrr']:.3f} | {r['hard recall@1']:.3f} | "
               f"{r['hard recall@3']:.3f} | {r['hard mrr']:.3f} | {r['handoff precision']:.3f} | "
               f"{r['handoff recall']:.3f} | {cell(s, '1k')} | {cell(s, '10k')} | {build} | {memory} |")
     best_baseline = max(results[n]["hard recall@1"] for n in ("rank_bm25", "SQLite FTS5", "dense"))
     fused = results["botkit fused"]["hard recall@1"]
+    fused_figures = results["botkit fused"]
+    if "answered" in fused_figures:
+        print(f"\nbotkit fused's verdict answers {fused_figures['answered']:.3f} of the answerable questions, "
+              f"{fused_figures['right when answered']:.3f} of those with the right article first")
     best = max(("rank_bm25", "SQLite FTS5", "dense"), key=lambda n: results[n]["hard recall@1"])
     wins = sum(firsts["botkit fused"][q] and not firsts[best][q] for q in firsts[best])
     losses = sum(firsts[best][q] and not firsts["botkit fused"][q] for q in firsts[best])
@@ -336,6 +358,8 @@ def main() -> int:
           f"(ratio {fused / best_baseline:.3f}); hard questions fused gets right and {best} wrong: {wins}, "
           f"the reverse: {losses}")
     if speed:
+        print(f"load average during the run (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+              f"on {os.cpu_count()} cores")
         p95 = speed["botkit fused"]["p95 10k"]
         print(f"fused p95 at {speed['_'].get('passages 10k', 0):.0f} passages: {p95:.1f} ms "
               f"(rank_bm25 {speed['rank_bm25']['p95 10k']:.1f} ms, ratio {p95 / speed['rank_bm25']['p95 10k']:.2f})")
