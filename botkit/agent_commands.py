@@ -19,15 +19,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-COMMANDS = {
-    "send": "/send [n]: post suggestion n (default 1) to the contact",
-    "pause": "/pause: the bot stays silent in this conversation",
-    "resume": "/resume: the bot answers again in this conversation",
-    "bot": "/bot: hand the conversation back to the bot",
-    "summary": "/summary: a note summing up the conversation",
-    "mode": "/mode suggest|answer: suggestions as notes, or answers to the contact",
-    "help": "/help: this list",
+from botkit.i18n import N_
+from botkit.summary import Translate, english
+
+COMMANDS = {  # the help line of each, in the agents' language (botkit/i18n.py)
+    "send": N_("{prefix}send [n]: post suggestion n (default 1) to the contact"),
+    "pause": N_("{prefix}pause: the bot stays silent in this conversation"),
+    "resume": N_("{prefix}resume: the bot answers again in this conversation"),
+    "bot": N_("{prefix}bot: hand the conversation back to the bot"),
+    "summary": N_("{prefix}summary: a note summing up the conversation"),
+    "mode": N_("{prefix}mode suggest|answer: suggestions as notes, or answers to the contact"),
+    "help": N_("{prefix}help: this list"),
 }
+UNKNOWN = N_("Unknown command {command}.")
+LIST = N_("Commands:")
 MODES = ("answer", "suggest")
 
 
@@ -68,8 +73,9 @@ def is_agent_note(event: Any) -> bool:
             and str(message.message_type) == "outgoing" and sender is not None and sender.kind == "user")
 
 
-def help_text(prefix: str = "/", unknown: str | None = None) -> str:
-    """The list of commands, written with the bot's prefix; led by what was not understood, if anything."""
-    lines = [line.replace("/", prefix, 1) for line in COMMANDS.values()]
-    head = f"Unknown command {prefix}{unknown}. " if unknown else ""
-    return head + "Commands:\n" + "\n".join(lines)
+def help_text(prefix: str = "/", unknown: str | None = None, t: Translate = english) -> str:
+    """The list of commands, written with the bot's prefix, through `t` (the agents' language); led by what
+    was not understood, if anything."""
+    lines = [t(line, prefix=prefix) for line in COMMANDS.values()]
+    head = t(UNKNOWN, command=prefix + unknown) + " " if unknown else ""
+    return head + t(LIST) + "\n" + "\n".join(lines)

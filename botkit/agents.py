@@ -43,15 +43,27 @@ log = logging.getLogger("botkit.agents")
 
 KEY = "agents"  # the conversation state's key for this module's part
 PAUSED = "an agent paused the bot"  # the turn record's reason for a /pause
-REASONS = {
-    "handler": "the bot's handler handed the conversation over",
-    "keywords": "a keyword rule hands this over to a person",
-    "model": "the model handed the conversation over",
-    "dead_letter": "the bot failed on this conversation",
-    "reply_window": "the channel's reply window is closed",
-    "suggest": "suggest mode: agents answer, the bot suggests",
-    "command": "an agent asked for a summary",
+REASONS = {  # why the bot handed off, in the agents' language
+    "handler": i18n.N_("the bot's handler handed the conversation over"),
+    "keywords": i18n.N_("a keyword rule hands this over to a person"),
+    "model": i18n.N_("the model handed the conversation over"),
+    "dead_letter": i18n.N_("the bot failed on this conversation"),
+    "reply_window": i18n.N_("the channel's reply window is closed"),
+    "suggest": i18n.N_("suggest mode: agents answer, the bot suggests"),
+    "command": i18n.N_("an agent asked for a summary"),
 }
+# The notes agents read (the bot's default language, BOTKIT_LANGUAGE).
+SUGGESTION = i18n.N_("Suggestion {number} ({prefix}send {number} to send it):")
+IS_PAUSED = i18n.N_("The bot is paused in this conversation; {prefix}resume lets it answer again.")
+RESUMED = i18n.N_("The bot answers again in this conversation.")
+BACK_WITH_BOT = i18n.N_("The conversation is back with the bot.")
+MODE_TAKES = i18n.N_("{prefix}mode takes suggest or answer.")
+IN_MODE = i18n.N_("The bot is in {mode} mode in this conversation.")
+NO_SUCH_SUGGESTION = i18n.N_("There is no suggestion {number} to send; there are {count}.")
+ALREADY_SENT = i18n.N_("Suggestion {number} was already sent.")
+NEEDS_TURNS = i18n.N_("{prefix}{command} needs the bot's yield_to_humans policy, which is off.")
+OUTSIDE_HOURS = i18n.N_("outside business hours: the contact was told people are back {when}")
+OUTSIDE_HOURS_UNKNOWN = i18n.N_("outside business hours: no opening time is known")
 # What the contact reads, in their language (botkit/i18n.py; `make i18n` extracts them).
 BACK_AT = i18n.N_("Our team is away right now and back on {when}. I've passed your conversation on; "
                   "meanwhile I can still help with anything else.")
@@ -167,7 +179,7 @@ class Agents:
         from botkit.context import numbered_text
 
         text = payload["content"] if payload["content_type"] == "text" else numbered_text(payload)
-        return await ctx.note(f"Suggestion {number} ({self.prefix}send {number} to send it):\n{text}")
+        return await ctx.note(ctx.t_agents(SUGGESTION, number=number, prefix=self.prefix) + "\n" + text)
 
     async def after_handlers(self, ctx: Context) -> None:
         """Suggest mode leaves the conversation to the agents: a pending one is opened for them."""
@@ -198,8 +210,9 @@ class Agents:
                 await self._wait(ctx, back, reason, note, team)
                 ctx.handed_off = True
                 return
-            note = (f"{note}; " if note else "") + "outside business hours: " + (
-                f"the contact was told people are back {when_text(back)}" if back else "no opening time is known")
+            outside = (ctx.t_agents(OUTSIDE_HOURS, when=when_text(back, ctx.bot.default_language)) if back
+                       else ctx.t_agents(OUTSIDE_HOURS_UNKNOWN))
+            note = f"{note}; {outside}" if note else outside
         await self._open(ctx, reason, note, team)
 
     async def _open(self, ctx: Context, reason: str, note: str | None, team: str | int | None) -> None:
@@ -216,14 +229,16 @@ class Agents:
             _own(ctx.state).pop("opening", None)
 
     async def summary_note(self, ctx: Context, reason: str, detail: str | None) -> Any:
-        facts = HandoffFacts(reason=REASONS.get(reason, reason), transcript=transcript_of(ctx.state),
+        facts = HandoffFacts(reason=ctx.t_agents(REASONS[reason]) if reason in REASONS else reason,
+                             transcript=transcript_of(ctx.state),
                              contact_name=ctx.contact.name if ctx.contact else None,
                              language=contact_language(ctx), detail=detail)
         text = None
         if self.summarizer is not None:
             summarizer = self.summarizer
-            text = await ctx.once("summary", lambda: summarizer.write(facts))  # a retry posts the same text
-        return await ctx.note(text or built_summary(facts))
+            language = ctx.bot.default_language
+            text = await ctx.once("summary", lambda: summarizer.write(facts, ctx.t_agents, language))  # once
+        return await ctx.note(text or built_summary(facts, ctx.t_agents))
 
     async def _schedule(self, ctx: Context) -> Schedule | None:
         if isinstance(self.hours, ChatwootHours):
@@ -267,20 +282,20 @@ class Agents:
         own = _own(ctx.state)
         prefix = self.prefix
         if not command.known or command.name == "help":
-            await ctx.note(help_text(prefix, None if command.known else command.name))
+            await ctx.note(help_text(prefix, None if command.known else command.name, ctx.t_agents))
         elif command.name == "send":
             await self._send(ctx, command)
         elif command.name in ("pause", "resume", "bot") and _turns(ctx) is None:
-            await ctx.note(f"{prefix}{command.name} needs the bot's yield_to_humans policy, which is off.")
+            await ctx.note(ctx.t_agents(NEEDS_TURNS, prefix=prefix, command=command.name))
         elif command.name == "pause":
             await _turns(ctx).hold_for_humans(ctx.job.lane, PAUSED, restate=True)  # type: ignore[union-attr]
-            await ctx.note(f"The bot is paused in this conversation; {prefix}resume lets it answer again.")
+            await ctx.note(ctx.t_agents(IS_PAUSED, prefix=prefix))
         elif command.name == "resume":
             await _turns(ctx).give_back(ctx.job.lane, "an agent resumed the bot")  # type: ignore[union-attr]
-            await ctx.note("The bot answers again in this conversation.")
+            await ctx.note(ctx.t_agents(RESUMED))
         elif command.name == "bot":
             own["mode"] = "answer"
-            await ctx.note("The conversation is back with the bot.")
+            await ctx.note(ctx.t_agents(BACK_WITH_BOT))
             await ctx._act("back_to_bot", lambda: ctx.chatwoot.toggle_status(
                 ctx.account_id, ctx.conversation_id, "pending"))
             await _turns(ctx).give_back(ctx.job.lane, "an agent handed it back to the bot")  # type: ignore[union-attr]
@@ -288,21 +303,20 @@ class Agents:
             await self.summary_note(ctx, "command", None)
         elif command.name == "mode":
             if command.argument not in MODES:
-                await ctx.note(f"{prefix}mode takes suggest or answer.")
+                await ctx.note(ctx.t_agents(MODE_TAKES, prefix=prefix))
             else:
                 own["mode"] = command.argument
-                await ctx.note(f"The bot is in {command.argument} mode in this conversation.")
+                await ctx.note(ctx.t_agents(IN_MODE, mode=command.argument))
 
     async def _send(self, ctx: Context, command: Command) -> None:
         suggestions = _own(ctx.state).get("suggestions") or []
         number = command.number if command.argument else 1
         if number is None or not 1 <= number <= len(suggestions):
-            have = f"1 to {len(suggestions)}" if suggestions else "none"
-            await ctx.note(f"There is no suggestion {command.argument or 1} to send (suggestions: {have}).")
+            await ctx.note(ctx.t_agents(NO_SUCH_SUGGESTION, number=command.argument or 1, count=len(suggestions)))
             return
         chosen = suggestions[number - 1]
         if chosen.get("sent"):
-            await ctx.note(f"Suggestion {number} was already sent.")
+            await ctx.note(ctx.t_agents(ALREADY_SENT, number=number))
             return
         payload = chosen["payload"]
         await ctx._act("send", lambda: ctx._post(payload["content"], content_type=payload["content_type"],

@@ -20,8 +20,18 @@ posts the same summary once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from botkit.i18n import N_
+
+Translate = Callable[..., str]  # (message, **values) -> text, e.g. Context.t_agents
+
+
+def english(message: str, **values: Any) -> str:
+    """The untranslated text with its fields filled (what a Translate gives with no catalogue)."""
+    return message.format(**values) if values else message
 
 log = logging.getLogger("botkit.summary")
 
@@ -29,9 +39,19 @@ TRANSCRIPT = "transcript"  # the state key: a list of [role, text], role "contac
 KEEP = 20
 CHARS = 500
 SUMMARY_MODES = ("auto", "model", "built", "off")
-HEADER = "Hand-off summary"
+HEADER = "Hand-off summary"  # how every summary starts in English (tests look for it)
+# The note's words, in the agents' language (BOTKIT_LANGUAGE; botkit/i18n.py).
+TITLE = N_("Hand-off summary ({contact}; language: {tag})")  # `language` is gettext's own argument
+THE_CONTACT = N_("the contact")
+UNKNOWN = N_("unknown")
+WHY = N_("Why: {reason}")
+NOTE = N_("Note: {note}")
+WANTS = N_("Wants: {text}")
+ANSWERED = N_("The bot answered: {text}")
+NOTHING_YET = N_("nothing yet")
+LAST = N_("Last message: {text}")
 PROMPT = ("You write the private note a support agent reads when a bot hands a conversation over to them. "
-          "In at most five short lines, in English, say: what the contact wants; what the bot already "
+          "In at most five short lines, in the language {language}, say: what the contact wants; what the bot already "
           "answered or tried; anything the agent must not ask again. Do not greet, do not address the contact.")
 
 
@@ -62,27 +82,27 @@ class HandoffFacts:
     language: str | None = None  # the contact's language as a tag ("pt-BR"), when known
     detail: str | None = None  # the handler's own note, if it gave one
 
-    def header(self) -> str:
-        who = self.contact_name or "the contact"
-        language = self.language or "unknown"
-        return f"{HEADER} ({who}; language: {language})\nWhy: {self.reason}" + (
-            f"\nNote: {self.detail}" if self.detail else "")
+    def header(self, t: Translate = english) -> str:
+        """Who, the language, why (`reason` is already in the agents' language) and the handler's note."""
+        lines = [t(TITLE, contact=self.contact_name or t(THE_CONTACT), tag=self.language or t(UNKNOWN)),
+                 t(WHY, reason=self.reason)]
+        if self.detail:
+            lines.append(t(NOTE, note=self.detail))
+        return "\n".join(lines)
 
 
-def built_summary(facts: HandoffFacts) -> str:
+def built_summary(facts: HandoffFacts, t: Translate = english) -> str:
     """The summary without a model: the first thing the contact asked, the bot's last answers, the last
-    message, and the reason."""
+    message, and the reason; its words through `t` (the agents' language)."""
     said = [text for role, text in facts.transcript if role == "contact"]
     answered = [text for role, text in facts.transcript if role == "bot"]
-    lines = [facts.header()]
+    lines = [facts.header(t)]
     if said:
-        lines.append(f"Wants: {_short(said[0])}")
-    if answered:
-        lines.append("The bot answered: " + " | ".join(_short(t, 120) for t in answered[-2:]))
-    else:
-        lines.append("The bot answered: nothing yet")
+        lines.append(t(WANTS, text=_short(said[0])))
+    answers = " | ".join(_short(text, 120) for text in answered[-2:]) if answered else t(NOTHING_YET)
+    lines.append(t(ANSWERED, text=answers))
     if len(said) > 1:
-        lines.append(f"Last message: {_short(said[-1])}")
+        lines.append(t(LAST, text=_short(said[-1])))
     return "\n".join(lines)
 
 
@@ -120,7 +140,8 @@ class ModelSummarizer:
                                     timeout=settings.timeout, max_retries=settings.max_retries)
         return cls(client, settings.model, timeout=settings.timeout)
 
-    async def write(self, facts: HandoffFacts) -> str | None:
+    async def write(self, facts: HandoffFacts, t: Translate = english, language: str = "en") -> str | None:
+        """The model's summary under the note's header (both in the agents' `language`), or None."""
         lines = "\n".join(f"{role}: {text}" for role, text in facts.transcript) or "(no messages kept)"
         request = (f"Why the bot hands off: {facts.reason}\n"
                    + (f"The bot's note: {facts.detail}\n" if facts.detail else "")
@@ -128,13 +149,14 @@ class ModelSummarizer:
         try:
             completion = await self.client.chat.completions.create(
                 model=self.model, timeout=self.timeout, max_tokens=300,
-                messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": request}])
+                messages=[{"role": "system", "content": PROMPT.format(language=language)},
+                          {"role": "user", "content": request}])
             text = (completion.choices[0].message.content or "").strip()
         except Exception as exc:  # any failure: the built summary takes its place
             log.warning("the model could not write the hand-off summary (%s); using the built one",
                         type(exc).__name__)
             return None
-        return f"{facts.header()}\n{text}" if text else None
+        return f"{facts.header(t)}\n{text}" if text else None
 
     async def close(self) -> None:
         await self.client.close()

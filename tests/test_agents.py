@@ -69,7 +69,7 @@ async def test_send_picks_one_of_several_suggestions(bot_flow):
     await flow.agent_note("/send 2")
     flow.expect_reply("A longer answer with details.").expect_no_action()
     await flow.agent_note("/send 3")
-    flow.expect_note("There is no suggestion 3 to send (suggestions: 1 to 2).").expect_no_action()
+    flow.expect_note("There is no suggestion 3 to send; there are 2.").expect_no_action()
 
 
 async def test_the_contacts_message_slash_send_is_not_a_command(bot_flow):

@@ -127,3 +127,13 @@ async def test_a_failing_summary_model_gives_way_to_the_built_summary(bot_flow, 
     flow = await bot_flow(bot)
     await flow.send("a human please")
     assert "Wants: a human please" in one_summary_then_open(flow)
+
+
+async def test_the_summary_and_the_commands_speak_the_agents_language(bot_flow):
+    flow = await bot_flow(Bot("kw", [KeywordRouter([Rule(keywords=["humano"], reply="Un momento.", handoff=True)])]),
+                          botkit_language="es")
+    await flow.agent_note("/nada")
+    flow.expect_note(lambda text: text.startswith("Comando desconocido /nada. Comandos:\n/send [n]: enviar"))
+    await flow.send("quiero un humano")
+    flow.expect_reply("Un momento.").expect_summary("Por qué: una regla de palabras clave", "Quiere: quiero un humano")
+    assert flow.actions[1].value.startswith("Resumen de traspaso (Jane Doe; idioma: en)")

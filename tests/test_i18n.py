@@ -237,7 +237,14 @@ async def test_the_dead_letter_note_is_in_the_agents_language(language):
                 "es": "El bot no pudo atender esta conversación (RuntimeError); ahora es tuya.",
                 "fr": "Le bot n'a pas pu traiter cette conversation (RuntimeError) ; elle est maintenant à vous.",
                 "de": "Der Bot konnte diese Unterhaltung nicht bearbeiten (RuntimeError); sie gehört jetzt Ihnen."}
-    assert f"Note: {expected[language]}" in note  # inside the hand-off summary
+    # the hand-off summary, all of it in the agents' language, the dead letter's note in it
+    title = {"en": "Hand-off summary (Jane Doe; language: en)",
+             "pt_BR": "Resumo da transferência (Jane Doe; idioma: en)",
+             "es": "Resumen de traspaso (Jane Doe; idioma: en)",
+             "fr": "Résumé de transfert (Jane Doe ; langue : en)",
+             "de": "Übergabe-Zusammenfassung (Jane Doe; Sprache: en)"}
+    assert note.splitlines()[0] == title[language]
+    assert expected[language] in note.splitlines()[2]
 
 
 # a bot's own strings and rules --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botkit.summary import HEADER
+from botkit.summary import HEADER, TITLE
 from botkit.testing import factories
 from botkit.testing.fake_chatwoot import FakeChatwoot, RecordedRequest
 from botkit.testing.harness import BotServer
@@ -301,8 +301,16 @@ class BotFlow:
         wanted = "the hand-off summary note" + (f" containing {list(contains)!r}" if contains else "")
         action = self._take("note", wanted)
         text = action.value if isinstance(action.value, str) else ""
-        self._check(action, text.startswith(HEADER) and all(c in text for c in contains), wanted)
+        self._check(action, text.startswith(self._summary_title()) and all(c in text for c in contains), wanted)
         return self
+
+    def _summary_title(self) -> str:
+        """How the bot's summary notes start, in its agents' language (BOTKIT_LANGUAGE)."""
+        bot = self.server.bot
+        catalogue = getattr(bot, "catalogue", None)
+        if catalogue is None:
+            return HEADER
+        return catalogue.gettext(bot.default_language, TITLE).split("(")[0].strip()
 
     def expect_team(self, team: str | int) -> BotFlow:
         """The next action assigns the team, given by name (as the fake knows it) or id."""
