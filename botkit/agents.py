@@ -210,7 +210,7 @@ class Agents:
                 await self._wait(ctx, back, reason, note, team)
                 ctx.handed_off = True
                 return
-            outside = (ctx.t_agents(OUTSIDE_HOURS, when=when_text(back, ctx.bot.default_language)) if back
+            outside = (ctx.t_agents(OUTSIDE_HOURS, when=when_text(back, ctx.default_language)) if back
                        else ctx.t_agents(OUTSIDE_HOURS_UNKNOWN))
             note = f"{note}; {outside}" if note else outside
         await self._open(ctx, reason, note, team)
@@ -236,7 +236,7 @@ class Agents:
         text = None
         if self.summarizer is not None:
             summarizer = self.summarizer
-            language = ctx.bot.default_language
+            language = ctx.default_language
             text = await ctx.once("summary", lambda: summarizer.write(facts, ctx.t_agents, language))  # once
         return await ctx.note(text or built_summary(facts, ctx.t_agents))
 
