@@ -233,6 +233,44 @@ def build_latency_index(rows, size, embedder, workdir) -> tuple[SQLiteIndex, flo
     return index, count, time.perf_counter() - started
 
 
+def latency_figures(rows, questions, args, inner, embedder, cache, workdir) -> dict[str, dict[str, Any]]:
+    """p50/p95 per method at 1k and 10k passages, and the sizes at 10k."""
+    speed: dict[str, dict[str, Any]] = defaultdict(dict)
+    rng = random.Random(5)
+    sample = [r["instruction"] for r in rng.sample(questions, min(args.latency_queries, len(questions)))]
+    for size in (1000, 10000):
+        big, count, seconds = build_latency_index(rows, size, embedder, workdir)
+        save_cache(inner.name, cache)
+        timed = {"rank_bm25": RankBM25(big), "SQLite FTS5": KnowledgeBase(big, None),
+                 "dense": KnowledgeBase(big, inner, mode="dense"),
+                 "botkit fused": KnowledgeBase(big, inner, mode="fused")}
+        for name, method in timed.items():
+            method.search(sample[0])  # warm: caches, the model's session
+            p50, p95 = latency(method, sample)
+            speed[name][f"p50 {size // 1000}k"] = p50
+            speed[name][f"p95 {size // 1000}k"] = p95
+        if size == 10000:
+            keys, matrix = big.vectors()
+            vectors = matrix.nbytes / 2**20
+            text_only = SQLiteIndex(os.path.join(workdir, "text-only.db"))  # FTS5 without stored vectors
+            text_only.set_meta("handoff_seeded", "1")
+            KnowledgeBase(text_only, None, max_words=60).add(big.documents())
+            fts = os.path.getsize(text_only.path) / 2**20
+            speed["SQLite FTS5"]["memory"] = f"{fts:.1f} (file)"
+            total = os.path.getsize(big.path) / 2**20
+            speed["dense"]["memory"] = f"{vectors:.1f} (RAM) + {total - fts:.1f} (file)"
+            speed["botkit fused"]["memory"] = f"{vectors:.1f} (RAM) + {total:.1f} (file)"
+            tracemalloc.start()
+            kept = RankBM25(big)
+            speed["rank_bm25"]["memory"] = f"{tracemalloc.get_traced_memory()[0] / 2**20:.1f} (RAM)"
+            tracemalloc.stop()
+            del kept
+            speed["_"]["passages 10k"] = count
+        else:
+            speed["_"]["passages 1k"] = count
+    return speed
+
+
 def cell(speed: dict[str, Any], size: str) -> str:
     return f"{speed[f'p50 {size}']:.1f} / {speed[f'p95 {size}']:.1f}" if f"p50 {size}" in speed else "-"
 
@@ -243,6 +281,8 @@ def main() -> int:
     parser.add_argument("--embeddings", choices=("minilm", "e5"), default="minilm")
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="only the latencies (e.g. again, when the "
+                        "machine is quiet); their table, with the load average")
     args = parser.parse_args()
     if not args.data.exists():
         print(f"skipped: the Bitext sample is not at {args.data} (pass --data PATH; it is not part of the "
@@ -254,6 +294,15 @@ def main() -> int:
     cache = load_cache(inner.name)
     embedder = CachedEmbedder(inner, cache)
     workdir = tempfile.mkdtemp(prefix="kb_eval-")
+
+    if args.latency_only:
+        speed = latency_figures(rows, second, args, inner, embedder, cache, workdir)
+        print("| method | p50/p95 1k (ms) | p50/p95 10k (ms) |\n|---|---|---|")
+        for name in ("rank_bm25", "SQLite FTS5", "dense", "botkit fused"):
+            print(f"| {name} | {cell(speed[name], '1k')} | {cell(speed[name], '10k')} |")
+        print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} "
+              f"cores; passages {speed['_']['passages 1k']} and {speed['_']['passages 10k']}")
+        return 0
 
     # quality ------------------------------------------------------------------------------------------
     documents = corpus(first)
@@ -284,38 +333,7 @@ def main() -> int:
     # speed --------------------------------------------------------------------------------------------
     speed: dict[str, dict[str, Any]] = defaultdict(dict)
     if not args.skip_latency:
-        rng = random.Random(5)
-        sample = [r["instruction"] for r in rng.sample(questions, min(args.latency_queries, len(questions)))]
-        for size in (1000, 10000):
-            big, count, seconds = build_latency_index(rows, size, embedder, workdir)
-            save_cache(inner.name, cache)
-            timed = {"rank_bm25": RankBM25(big), "SQLite FTS5": KnowledgeBase(big, None),
-                     "dense": KnowledgeBase(big, inner, mode="dense"),
-                     "botkit fused": KnowledgeBase(big, inner, mode="fused")}
-            for name, method in timed.items():
-                method.search(sample[0])  # warm: caches, the model's session
-                p50, p95 = latency(method, sample)
-                speed[name][f"p50 {size // 1000}k"] = p50
-                speed[name][f"p95 {size // 1000}k"] = p95
-            if size == 10000:
-                keys, matrix = big.vectors()
-                vectors = matrix.nbytes / 2**20
-                text_only = SQLiteIndex(os.path.join(workdir, "text-only.db"))  # FTS5 without stored vectors
-                text_only.set_meta("handoff_seeded", "1")
-                KnowledgeBase(text_only, None, max_words=60).add(big.documents())
-                fts = os.path.getsize(text_only.path) / 2**20
-                speed["SQLite FTS5"]["memory"] = f"{fts:.1f} (file)"
-                total = os.path.getsize(big.path) / 2**20
-                speed["dense"]["memory"] = f"{vectors:.1f} (RAM) + {total - fts:.1f} (file)"
-                speed["botkit fused"]["memory"] = f"{vectors:.1f} (RAM) + {total:.1f} (file)"
-                tracemalloc.start()
-                kept = RankBM25(big)
-                speed["rank_bm25"]["memory"] = f"{tracemalloc.get_traced_memory()[0] / 2**20:.1f} (RAM)"
-                tracemalloc.stop()
-                del kept
-                speed["_"]["passages 10k"] = count
-            else:
-                speed["_"]["passages 1k"] = count
+        speed = latency_figures(rows, questions, args, inner, embedder, cache, workdir)
         # build time per 1,000 passages, embeddings computed afresh
         docs = [Document(f"b{n}", "", row["response"]) for n, row in enumerate(rows[:400])]
         for name, emb in (("SQLite FTS5", None), ("botkit fused", inner)):

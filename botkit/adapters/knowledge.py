@@ -31,6 +31,7 @@ from typing import Any, Literal
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError, Settings, load_settings
 from botkit.context import RICH_CHANNELS, Context
+from botkit.i18n import N_
 from botkit.knowledge import KnowledgeBase, knowledge_from_settings
 from botkit.rich import Article, ArticleItem
 
@@ -50,9 +51,9 @@ class KnowledgeHandler(Handler):
     def __init__(self, *, knowledge: KnowledgeBase | None = None, model: Any = None,
                  when_unsure: Literal["pass", "handoff"] | None = None,
                  when_human: Literal["pass", "handoff"] = "handoff", team: str | int | None = None,
-                 passages: int = 3, handoff_message: str | None = "I'm handing you over to a member of our team.",
-                 unsure_message: str | None = "I don't know the answer to that, so I'm passing you to a member "
-                                              "of our team.") -> None:
+                 passages: int = 3, handoff_message: str | None = N_("I'm handing you over to a member of our team."),
+                 unsure_message: str | None = N_("I don't know the answer to that, so I'm passing you to a member "
+                                                 "of our team.")) -> None:
         if when_unsure not in (None, "pass", "handoff") or when_human not in ("pass", "handoff"):
             raise ValueError("when_unsure and when_human are 'pass' or 'handoff'")
         self.knowledge = knowledge
@@ -107,16 +108,16 @@ class KnowledgeHandler(Handler):
         if found["verdict"] == "human":
             if self.when_human == "pass":
                 return False
-            await ctx.handoff(team=self.team, message=self.handoff_message,
-                              note="The knowledge base routes this question to a person (a request for a person "
-                                   "or a complaint).")
+            await ctx.handoff(team=self.team, message=ctx.t(self.handoff_message) if self.handoff_message else None,
+                              note=ctx.t_agents(N_("The knowledge base routes this question to a person (a request "
+                                                   "for a person or a complaint).")))
             return True
         if found["verdict"] == "unanswered":
             if self.when_unsure == "pass":
                 return False
-            await ctx.handoff(team=self.team, message=self.unsure_message,
-                              note="The knowledge base has no answer to this question; `botkit kb gaps` lists "
-                                   "the questions it could not answer.")
+            await ctx.handoff(team=self.team, message=ctx.t(self.unsure_message) if self.unsure_message else None,
+                              note=ctx.t_agents(N_("The knowledge base has no answer to this question; `botkit kb "
+                                                   "gaps` lists the questions it could not answer.")))
             return True
         if self.model is not None:
             return await self.model.answer(ctx, context=prompt(found["hits"]),
