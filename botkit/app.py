@@ -163,3 +163,6 @@ def configure_logging(settings: Settings) -> None:
     from botkit.logs import secrets_of, setup_logging
 
     setup_logging(settings.botkit_log_level, settings.botkit_log_format, secrets=secrets_of(settings))
+    from botkit import tracing
+
+    tracing.setup()

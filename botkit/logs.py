@@ -20,7 +20,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-CONTEXT_FIELDS = ("delivery_id", "lane", "event", "handler", "bot")
+from botkit import tracing
+
+CONTEXT_FIELDS = ("delivery_id", "lane", "event", "handler", "bot", "trace_id")
 REDACTED = "[redacted]"
 # An X-Chatwoot-Signature value (or any sha256=<hex> digest) is a per-delivery secret-derived value.
 _SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{16,}")
@@ -51,6 +53,8 @@ class ContextFilter(logging.Filter):
         for key, value in _fields.get(_NO_FIELDS).items():
             if getattr(record, key, None) is None:
                 setattr(record, key, value)
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = tracing.trace_id()  # None, and so left out, while tracing is off
         return True
 
 
@@ -132,6 +136,23 @@ def setup_logging(level: str = "INFO", fmt: str = "text", *, secrets: Iterable[s
     root.setLevel(level.upper())
     root.propagate = False
     return handler
+
+
+def uvicorn_log_config(fmt: str) -> dict[str, Any] | None:
+    """uvicorn's `log_config` for BOTKIT_LOG_FORMAT: in json mode its own lines ("Started server process",
+    errors, access lines if any) are JSON objects like botkit's; in text mode None keeps uvicorn's default."""
+    if fmt != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "botkit.logs.JSONFormatter"}},
+        "filters": {"context": {"()": "botkit.logs.ContextFilter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"],
+                              "stream": "ext://sys.stderr"}},
+        "loggers": {name: {"handlers": ["json"], "level": "INFO", "propagate": False}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    }
 
 
 def secrets_of(settings: Any) -> list[str]:

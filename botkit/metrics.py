@@ -25,11 +25,7 @@ directory at start. Without the variable each process counts on its own.
 
 `BOTKIT_METRICS=false` turns the endpoint and the counting off.
 
-Tracing: when the `opentelemetry` package is importable and an exporter is configured by OpenTelemetry's
-standard variables (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_ENDPOINT` or `..._TRACES_ENDPOINT`), `span()`
-opens spans for the webhook, the event, each handler and each API call, all carrying the delivery id. The
-tracer provider is whatever the process configured (e.g. by running under `opentelemetry-instrument`).
-Otherwise `span()` is a shared no-op.
+Traces (OpenTelemetry) are botkit/tracing.py's; `handling()` opens each handler's span.
 """
 
 from __future__ import annotations
@@ -47,6 +43,7 @@ from prometheus_client.core import GaugeMetricFamily
 from botkit import logs
 from botkit.config import Settings
 from botkit.store.base import QueueStats
+from botkit.tracing import span
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -215,27 +212,3 @@ def prepare_multiprocess_dir() -> None:
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink(missing_ok=True)
-
-
-# Tracing ------------------------------------------------------------------------------------------------
-def _tracer() -> Any:
-    configured = any(os.environ.get(k) for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "")
-    if exporter == "none" or not (configured or exporter):
-        return None
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return None
-    return trace.get_tracer("botkit")
-
-
-_TRACER = _tracer()
-_NO_SPAN = contextlib.nullcontext()
-
-
-def span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
-    """An OpenTelemetry span when tracing is configured (see the module docstring), else a shared no-op."""
-    if _TRACER is None:
-        return _NO_SPAN
-    return _TRACER.start_as_current_span(name, attributes={k: v for k, v in attributes.items() if v is not None})

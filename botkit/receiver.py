@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from botkit import events, metrics
+from botkit import events, tracing
 from botkit.config import Settings
 from botkit.ratelimit import refill
 from botkit.runtime import ServedBot, served
@@ -74,7 +74,8 @@ class Receiver:
         started = time.perf_counter()
         name = request.path_params.get("bot", self.default)
         endpoint = self.endpoints.get(name) if name is not None else None
-        with metrics.span("botkit.webhook", delivery_id=request.headers.get(DELIVERY_HEADER)):
+        with tracing.continued(request.headers.get("traceparent")), \
+                tracing.span("botkit.webhook", delivery_id=request.headers.get(DELIVERY_HEADER)):
             outcome, response = await self._receive(request, endpoint)
         self.observe(endpoint.name if endpoint is not None else "-", outcome, time.perf_counter() - started)
         return response
@@ -106,7 +107,7 @@ class Receiver:
         try:
             accepted = await self.store.enqueue(
                 keys=keys, lane=lane_for(endpoint.name, routing.lane), event=routing.event, body=body,
-                delivery_id=delivery_id,
+                delivery_id=delivery_id, trace=tracing.traceparent(),
             )
         except StoreUnavailable as exc:
             log.error("could not queue a delivery, answering 500 so Chatwoot retries: %s", exc,

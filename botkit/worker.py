@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botkit import events, logs, metrics
+from botkit import events, logs, tracing
 from botkit.errors import GiveUp
 from botkit.runtime import ServedBot
 from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable, bot_of
@@ -153,7 +153,8 @@ class Worker:
 
     async def _process(self, job: Job) -> None:
         extra = {"delivery_id": job.delivery_id, "lane": job.lane, "event": job.event}
-        with logs.bind(**extra), metrics.span("botkit.event", **extra):
+        # the webhook's trace, stored with the event, goes on here (botkit/tracing.py)
+        with tracing.continued(job.trace), logs.bind(**extra), tracing.span("botkit.event", **extra):
             await self._run_job(job, extra)
 
     async def _run_job(self, job: Job, extra: dict[str, Any]) -> None:

@@ -235,20 +235,22 @@ def test_serve_empties_the_multiprocess_directory(tmp_path, monkeypatch):
 
 
 TRACING = textwrap.dedent("""
-    from botkit import metrics
-    first, second = metrics.span("botkit.webhook", delivery_id="d-1"), metrics.span("botkit.event", lane=None)
+    from botkit import tracing
+    on = tracing.setup()
+    first, second = tracing.span("botkit.webhook", delivery_id="d-1"), tracing.span("botkit.event", lane=None)
     with first, second:
-        pass
-    print(metrics._TRACER is None, first is second)
+        parent = tracing.traceparent()
+    print(on, first is second, parent is None)
 """)
 
 
 @pytest.mark.parametrize(("otel_env", "expected"), [
-    ({}, "True True"),  # not configured: no tracer, one shared no-op for every span
-    # configured: spans from the OpenTelemetry API if it is installed, else still the no-op
+    ({}, "False True True"),  # not configured: no tracer, one shared no-op for every span, nothing stored
+    # configured: real spans if the otel extra is installed, else still the no-op
     ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
-     "True True" if importlib.util.find_spec("opentelemetry") is None else "False False"),
-    ({"OTEL_TRACES_EXPORTER": "none"}, "True True"),
+     "False True True" if importlib.util.find_spec("opentelemetry.sdk") is None else "True False False"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"}, "False True True"),
+    ({"OTEL_TRACES_EXPORTER": "none"}, "False True True"),
 ])
 def test_tracing_only_when_opentelemetry_is_configured(otel_env, expected):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}

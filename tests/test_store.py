@@ -342,6 +342,37 @@ async def test_state_is_kept_per_lane_as_copies(store: Store) -> None:
 
 
 # the action journal ---------------------------------------------------------------------------------------
+async def test_the_trace_context_comes_back_with_the_job_and_its_retry(store: Store, clock: FakeClock) -> None:
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert await store.enqueue(keys=["t"], lane="1:1", event="message_created", body=b"{}", delivery_id=None,
+                               trace=parent)
+    assert await put(store, "u", "1:2")  # no trace given
+    jobs = {job.key: job for job in await store.claim(10)}
+    assert {key: job.trace for key, job in jobs.items()} == {"t": parent, "u": None}
+    await store.retry_later(jobs["t"], 1.0, "again")
+    clock.advance(2)
+    [again] = await store.claim(10)
+    assert (again.key, again.trace) == ("t", parent)
+
+
+async def test_sqlite_file_from_before_traces_gets_the_column(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE queue DROP COLUMN trace")
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.enqueue(keys=["k"], lane="1:1", event="message_created", body=b"{}", delivery_id=None,
+                                   trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        [job] = await store.claim(1)
+        assert job.trace == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    finally:
+        await store.close()
+
+
 async def test_journal_records_steps_and_done_clears_it(store: Store) -> None:
     assert await put(store, "a1", "A")
     [job] = await store.claim(10)

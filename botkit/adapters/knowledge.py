@@ -28,6 +28,7 @@ import logging
 import re
 from typing import Any, Literal
 
+from botkit import tracing
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError, Settings, load_settings
 from botkit.context import RICH_CHANNELS, Context
@@ -128,7 +129,8 @@ class KnowledgeHandler(Handler):
     def _decide(self, question: str, conversation: str) -> dict[str, Any]:
         """Search, record a gap when there is one, and keep what the answer needs (JSON, for the journal)."""
         assert self.knowledge is not None
-        found = self.knowledge.search(question, limit=max(self.passages, 3))
+        with tracing.span("botkit.knowledge", passages=self.passages):
+            found = self.knowledge.search(question, limit=max(self.passages, 3))
         confidence = found.best.confidence if found.best else 0.0
         if found.verdict != "answer":
             reason = "human" if found.verdict == "human" else "unanswered"

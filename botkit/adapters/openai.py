@@ -37,6 +37,7 @@ import openai
 from pydantic import Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from botkit import tracing
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError, read_settings
 from botkit.context import ActionRefused, Context
@@ -403,10 +404,11 @@ class OpenAIHandler(Handler):
         settings = self.settings
         started = time.perf_counter()
         try:
-            if settings.api == "responses":
-                answer = await self._ask_responses(system, items)
-            else:
-                answer = await self._ask_chat(system, items)
+            with tracing.span("botkit.model", model=settings.model, api=settings.api):
+                if settings.api == "responses":
+                    answer = await self._ask_responses(system, items)
+                else:
+                    answer = await self._ask_chat(system, items)
         except openai.OpenAIError as exc:
             raise describe(exc, settings.timeout, settings.max_retries + 1) from None
         log.info("the model answered in %.0f ms (%d tokens, %d tool calls)", (time.perf_counter() - started) * 1000,
@@ -433,7 +435,8 @@ class OpenAIHandler(Handler):
                 "name": t.name, "description": t.description, "parameters": t.parameters}} for t in self.tools.values()]
         assert self.client is not None
         completion = await self.client.post("/chat/completions", cast_to=object, body={
-            "messages": [{"role": "system", "content": system}, *items], **options})
+            "messages": [{"role": "system", "content": system}, *items], **options},
+            options={"headers": tracing.inject({})})
         message = completion["choices"][0]["message"]
         calls = [_Call(c["id"], c["function"]["name"], c["function"].get("arguments") or "")
                  for c in message.get("tool_calls") or [] if c.get("type") == "function"]
@@ -453,7 +456,8 @@ class OpenAIHandler(Handler):
         assert self.client is not None
         # store=False: the transcript is ours; nothing is kept at the provider for previous_response_id
         response = await self.client.post("/responses", cast_to=object, body={
-            "instructions": system, "input": items, "store": False, **options})
+            "instructions": system, "input": items, "store": False, **options},
+            options={"headers": tracing.inject({})})
         output = response.get("output") or []
         calls = [_Call(o["call_id"], o["name"], o.get("arguments") or "") for o in output
                  if o.get("type") == "function_call"]

@@ -45,6 +45,7 @@ from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
 from botkit import metrics as _metrics
+from botkit import tracing
 from botkit.chatwoot.admin import AdminEndpoints
 from botkit.chatwoot.errors import (
     ChatwootError,
@@ -240,7 +241,7 @@ class ChatwootClient(AdminEndpoints):
         started = time.perf_counter()
         if started - queued > 0.001:
             self.metrics.chatwoot_throttled(started - queued)
-        with _metrics.span("botkit.chatwoot", endpoint=endpoint):
+        with tracing.span("botkit.chatwoot", endpoint=endpoint):
             return await self._attempt(method, path, endpoint, json, idempotent, started, files)
 
     async def _attempt(self, method: str, path: str, endpoint: str, json: Any, idempotent: bool,
@@ -251,7 +252,7 @@ class ChatwootClient(AdminEndpoints):
                     "files": [("attachments[]", (f.name, f.data, f.content_type)) for f in files]}
         try:
             async with self._slots:
-                response = await self._http.request(method, self._url(path), **body)
+                response = await self._http.request(method, self._url(path), headers=tracing.inject({}), **body)
         except NOT_SENT_ERRORS as exc:
             self.metrics.chatwoot_request(endpoint, "unreachable", time.perf_counter() - started)
             error: ChatwootError = ChatwootUnreachable(

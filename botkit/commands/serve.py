@@ -90,9 +90,15 @@ def hold_the_file(settings: Settings) -> None:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How botkit runs uvicorn, for `serve` and for `worker --metrics-port`."""
-    return {"loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": False,
-            "log_level": settings.botkit_log_level.lower(),
-            "timeout_graceful_shutdown": int(settings.botkit_shutdown_timeout)}
+    from botkit.logs import uvicorn_log_config
+
+    options = {"loop": "uvloop", "http": "httptools", "lifespan": "on", "access_log": False,
+               "log_level": settings.botkit_log_level.lower(),
+               "timeout_graceful_shutdown": int(settings.botkit_shutdown_timeout)}
+    log_config = uvicorn_log_config(settings.botkit_log_format)
+    if log_config is not None:  # else uvicorn's own default
+        options["log_config"] = log_config
+    return options
 
 
 def inherited_socket() -> socket.socket | None:

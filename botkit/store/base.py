@@ -47,6 +47,7 @@ class Job:
     delivery_id: str | None  # X-Chatwoot-Delivery, for logs
     attempts: int  # attempts already made before this claim
     enqueued_at: float  # unix time the receiver accepted it
+    trace: str | None = None  # the webhook span's W3C traceparent, when tracing is on (botkit/tracing.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +112,11 @@ class Store(ABC):
     # ingest -------------------------------------------------------------------------------------------
     @abstractmethod
     async def enqueue(
-        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None
+        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None,
+        trace: str | None = None,
     ) -> bool:
-        """Queue the event unless any of `keys` was seen within the dedupe TTL. `keys[0]` is its identity."""
+        """Queue the event unless any of `keys` was seen within the dedupe TTL. `keys[0]` is its identity.
+        `trace` (a traceparent) comes back as the claimed job's `trace`."""
 
     # worker -------------------------------------------------------------------------------------------
     @abstractmethod

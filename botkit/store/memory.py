@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import time
@@ -32,14 +33,15 @@ class MemoryStore(Store):
         return None
 
     async def enqueue(
-        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None
+        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None,
+        trace: str | None = None,
     ) -> bool:
         now = self._clock()
         if any(self._seen.get(k, 0) > now for k in keys):
             return False
         for k in keys:
             self._seen[k] = now + self._ttl
-        self._push(Job(str(next(self._ids)), keys[0], lane, event, body, delivery_id, 0, now))
+        self._push(Job(str(next(self._ids)), keys[0], lane, event, body, delivery_id, 0, now, trace))
         return True
 
     def _push(self, job: Job) -> None:
@@ -77,8 +79,7 @@ class MemoryStore(Store):
 
     async def retry_later(self, job: Job, delay: float, error: str) -> None:
         waiting = self._lanes[job.lane]
-        retried = Job(job.id, job.key, job.lane, job.event, job.body, job.delivery_id, job.attempts + 1,
-                      job.enqueued_at)
+        retried = dataclasses.replace(job, attempts=job.attempts + 1)
         waiting[0] = retried
         self._ready_at[job.id] = self._clock() + delay
         self._in_flight.pop(job.lane, None)

@@ -346,12 +346,13 @@ class RedisStore(Store):
     # ingest ---------------------------------------------------------------------------------------------
     @_unavailable_on_redis_errors
     async def enqueue(
-        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None
+        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None,
+        trace: str | None = None,
     ) -> bool:
         if not keys:
             raise ValueError("an event needs at least one dedupe key")
         now = self._clock()
-        fields = _entry_fields(keys[0], lane, event, body, delivery_id, now)
+        fields = _entry_fields(keys[0], lane, event, body, delivery_id, now, trace)
         job_id = await self._run("enqueue", self._ttl_ms, lane, repr(now), *fields,
                                  keys=[self._key("seen", k) for k in keys])
         return bool(job_id)
@@ -498,11 +499,14 @@ class RedisStore(Store):
 
 # helpers ------------------------------------------------------------------------------------------------
 def _entry_fields(
-    key: str, lane: str, event: str, body: bytes, delivery_id: str | None, enqueued_at: float
+    key: str, lane: str, event: str, body: bytes, delivery_id: str | None, enqueued_at: float,
+    trace: str | None = None,
 ) -> list[Any]:
     fields: list[Any] = ["key", key, "lane", lane, "event", event, "body", body, "enqueued_at", repr(enqueued_at)]
     if delivery_id is not None:
         fields += ["delivery_id", delivery_id]
+    if trace is not None:
+        fields += ["trace", trace]
     return fields
 
 
@@ -517,9 +521,10 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
 def _job(row: Sequence[Any]) -> Job:
     job_id, flat, attempts = row
     f = _pairs(flat)
-    delivery_id = f.get("delivery_id")
+    delivery_id, trace = f.get("delivery_id"), f.get("trace")
     return Job(_text(job_id), _text(f["key"]), _text(f["lane"]), _text(f["event"]), bytes(f["body"]),
-               None if delivery_id is None else _text(delivery_id), int(attempts), float(f["enqueued_at"]))
+               None if delivery_id is None else _text(delivery_id), int(attempts), float(f["enqueued_at"]),
+               None if trace is None else _text(trace))
 
 
 def _dead_letter(dead_id: str, row: dict[bytes, bytes]) -> DeadLetter:

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL, lane TEXT NOT NULL, event TEXT NOT NULL, body BLOB NOT NULL, delivery_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, not_before REAL NOT NULL DEFAULT 0,
-    claimed INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL, error TEXT
+    claimed INTEGER NOT NULL DEFAULT 0, enqueued_at REAL NOT NULL, error TEXT, trace TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_lane ON queue (lane, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS journal (key TEXT NOT NULL, step INTEGER NOT NULL, re
 """
 
 CRASHED = "the worker stopped while handling it (killed or crashed)"
-_JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at"
+_JOB_COLUMNS = "seq, key, lane, event, body, delivery_id, attempts, enqueued_at, trace"
 
 
 # The oldest claimable lane heads, up to a limit: (now, limit). {only_mine} narrows it to one partition's lanes;
@@ -105,8 +105,8 @@ def partition_of(lane: str, workers: int) -> int:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    seq, key, lane, event, body, delivery_id, attempts, enqueued_at = row
-    return Job(str(seq), key, lane, event, bytes(body), delivery_id, attempts, enqueued_at)
+    seq, key, lane, event, body, delivery_id, attempts, enqueued_at, trace = row
+    return Job(str(seq), key, lane, event, bytes(body), delivery_id, attempts, enqueued_at, trace)
 
 
 class SQLiteStore(Store):
@@ -158,6 +158,8 @@ class SQLiteStore(Store):
             db.execute("PRAGMA busy_timeout=5000")  # the schema, once, may wait for another process's lock
             db.create_function("botkit_partition", 2, partition_of, deterministic=True)
             db.executescript(SCHEMA)
+            if "trace" not in {row[1] for row in db.execute("PRAGMA table_info(queue)")}:
+                db.execute("ALTER TABLE queue ADD COLUMN trace TEXT")  # a file from before traces were kept
             db.execute("PRAGMA busy_timeout=0")  # from here on a taken lock is retried without blocking (_flush)
             rows = db.execute("SELECT key, step, result FROM journal").fetchall()
         except sqlite3.Error as exc:
@@ -308,13 +310,15 @@ class SQLiteStore(Store):
         await self._call(lambda db: db.execute("SELECT 1").fetchone())
 
     async def enqueue(
-        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None
+        self, *, keys: Sequence[str], lane: str, event: str, body: bytes, delivery_id: str | None,
+        trace: str | None = None,
     ) -> bool:
         now = self._clock()
         purge = now >= self._next_purge
         if purge:
             self._next_purge = now + _PURGE_EVERY
-        accepted = await self._call(_Enqueue(tuple(keys), lane, event, body, delivery_id, now, now + self._ttl, purge))
+        accepted = await self._call(_Enqueue(tuple(keys), lane, event, body, delivery_id, now, now + self._ttl, purge,
+                                             trace))
         if accepted:
             self._notify(lane)
         return accepted
@@ -464,6 +468,7 @@ class _Enqueue:
     now: float
     expires: float
     purge: bool
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,11 +548,11 @@ def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
         if new:
             seen.update(op.keys)  # a duplicate later in the same batch is caught too
             keys.extend((key, op.expires) for key in op.keys)
-            rows.append((op.keys[0], op.lane, op.event, op.body, op.delivery_id, op.now))
+            rows.append((op.keys[0], op.lane, op.event, op.body, op.delivery_id, op.now, op.trace))
     if rows:
         db.executemany("INSERT OR REPLACE INTO dedupe (key, expires) VALUES (?, ?)", keys)
-        db.executemany("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at) VALUES (?,?,?,?,?,?)",
-                       rows)
+        db.executemany("INSERT INTO queue (key, lane, event, body, delivery_id, enqueued_at, trace) "
+                       "VALUES (?,?,?,?,?,?,?)", rows)
     return accepted
 
 
