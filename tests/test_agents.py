@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from botkit import Bot, Context, KeywordRouter
 from botkit.adapters.keywords import GUIDE_FALLBACK, GUIDE_RULES
+from botkit.agents import Agents
+from botkit.bots_file import read_bots_file
+from botkit.config import ConfigError, load_settings
 from botkit.testing import factories
 
 TEAMS = "billing=3,technical=4"
@@ -168,3 +173,36 @@ async def test_suggestions_go_on_while_agents_answer_until_an_agent_pauses_the_b
     await flow.send("hello?")
     flow.expect_no_action()
     assert public(flow) == []
+
+
+@pytest.mark.parametrize(("overrides", "sentence"), [
+    ({"botkit_mode": "loud"}, "BOTKIT_MODE must be answer or suggest (it is 'loud')."),
+    ({"botkit_summary": "maybe"}, "BOTKIT_SUMMARY must be auto, model, built or off (it is 'maybe')."),
+    ({"botkit_hours": "Europe/Paris; mon-fry 09:00-17:00"},
+     "BOTKIT_HOURS 'mon-fry' is not a day or days; use mon..sun, e.g. mon-fri or sat,sun "
+     "(it is 'Europe/Paris; mon-fry 09:00-17:00')."),
+    ({"botkit_outside_hours": "later"}, "BOTKIT_OUTSIDE_HOURS must be wait (pending until opening time) or open "
+                                        "(open now, with a note) (it is 'later')."),
+    ({"botkit_suggest_inboxes": "web"}, "BOTKIT_SUGGEST_INBOXES must be inbox ids separated by commas, e.g. 3,5 "
+                                        "(it is 'web')."),
+])
+def test_a_wrong_setting_is_one_sentence(overrides, sentence):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None, **overrides)
+    assert str(caught.value) == sentence
+
+
+def test_each_bot_of_a_bots_file_has_its_own_mode_summary_and_hours(tmp_path):
+    path = tmp_path / "bots.toml"
+    path.write_text('[bots.copilot]\nmode = "suggest"\nsummary = "built"\nhours = "UTC; mon-fri 09:00-17:00"\n'
+                    'outside_hours = "open"\n\n[bots.support]\nhandlers = "keywords"\n')
+    copilot, support = read_bots_file(str(path), load_settings(env_file=None))
+    assert (copilot.settings.botkit_mode, copilot.settings.botkit_summary) == ("suggest", "built")
+    assert copilot.settings.botkit_outside_hours == "open" and copilot.settings.botkit_hours
+    assert (support.settings.botkit_mode, support.settings.botkit_hours) == ("answer", None)
+
+
+def test_hours_from_chatwoot_need_an_administrators_token():
+    with pytest.raises(ConfigError, match="BOTKIT_HOURS=chatwoot reads each inbox's working hours with an "
+                                          "administrator's token: set CHATWOOT_ADMIN_TOKEN and CHATWOOT_BASE_URL."):
+        Agents.from_settings(load_settings(env_file=None, botkit_hours="chatwoot"))
