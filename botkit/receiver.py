@@ -74,7 +74,7 @@ class Receiver:
         started = time.perf_counter()
         name = request.path_params.get("bot", self.default)
         endpoint = self.endpoints.get(name) if name is not None else None
-        with tracing.continued(request.headers.get("traceparent")), \
+        with tracing.continued(request.headers), \
                 tracing.span("botkit.webhook", delivery_id=request.headers.get(DELIVERY_HEADER)):
             outcome, response = await self._receive(request, endpoint)
         self.observe(endpoint.name if endpoint is not None else "-", outcome, time.perf_counter() - started)

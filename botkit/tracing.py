@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 log = logging.getLogger("botkit")
@@ -101,13 +101,18 @@ def traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
+def continued(parent: str | Mapping[str, str] | None) -> contextlib.AbstractContextManager[Any]:
+    """Spans started inside the block continue the trace of `parent`: a `traceparent` (e.g. `Job.trace`), or
+    request headers that may hold one (read only when tracing is on). Off, or with no parent: a shared no-op."""
+    if _tracer is None:
+        return _NO_SPAN
+    if isinstance(parent, Mapping):
+        parent = parent.get("traceparent")
+    return _continued(parent) if parent else _NO_SPAN
+
+
 @contextlib.contextmanager
-def continued(parent: str | None) -> Iterator[None]:
-    """Spans started inside the block continue the trace of `parent` (a `traceparent`, e.g. `Job.trace` or an
-    incoming request's header). Off, or with no parent: nothing changes."""
-    if _tracer is None or not parent:
-        yield
-        return
+def _continued(parent: str) -> Iterator[None]:
     from opentelemetry import context
 
     token = context.attach(_propagator.extract({"traceparent": parent}))
