@@ -176,7 +176,7 @@ class Agents:
         suggestions = _own(ctx.state).setdefault("suggestions", [])
         number = len(suggestions) + 1
         suggestions.append({"payload": payload, "sent": False})
-        from botkit.context import numbered_text
+        from botkit.channels import numbered_text
 
         text = payload["content"] if payload["content_type"] == "text" else numbered_text(payload)
         return await ctx.note(ctx.t_agents(SUGGESTION, number=number, prefix=self.prefix) + "\n" + text)

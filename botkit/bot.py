@@ -19,17 +19,20 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botkit import events, i18n, turn
+from botkit import channels, events, i18n, turn
 from botkit.agents import Agents, due_event, is_due_event
 from botkit.config import ConfigError
 from botkit.context import Context
+from botkit.delivery import DeliveryFailure, failure_of
 from botkit.hours import Clock, Schedule
 from botkit.journal import Journal
 from botkit.media import Media
+from botkit.menus import KEY, Memory
 from botkit.openings import INDEX_EVENT
 from botkit.router import MESSAGES, Handler, Router, check_order, passes
 from botkit.store.base import Job
 from botkit.teams import Teams
+from botkit.templates import template_of
 
 if TYPE_CHECKING:
     from botkit.runtime import Runtime
@@ -73,6 +76,7 @@ class Bot:
         hours: Schedule | str | None = None,
         summary: str | None = None,
         clock: Clock | None = None,
+        resend_failed_as_text: bool = True,
     ) -> None:
         """`mode` (answer, suggest), `hours` (a Schedule, its text, or "chatwoot") and `summary` (auto, model,
         built, off) override BOTKIT_MODE, BOTKIT_HOURS and BOTKIT_SUMMARY; `clock` (an aware datetime now)
@@ -93,6 +97,9 @@ class Bot:
         self.language = _language_setting(language, "Bot(language=...)")  # every contact in this one, if set
         self.default_language = self.language or i18n.DEFAULT_LANGUAGE  # BOTKIT_LANGUAGE once bound
         self.media = Media()  # attachments: fetched, inlined, transcribed (settings once bound)
+        self.resend_failed_as_text = resend_failed_as_text  # a rich message the channel refused, sent again as text
+        self.delivery_hooks: list[Callable[[Context], Awaitable[Any]]] = []
+        self.menu_ttl = 24 * 3600.0  # seconds a sent menu can be answered (BOTKIT_MENU_TTL)
         self.runtime: Runtime | None = None
         self.turns: turn.Turns | None = None  # who holds each conversation (set by bind)
         self.looks = turn.LookSwitch()
@@ -124,6 +131,21 @@ class Bot:
         """Run the function for any message no earlier handler took (a catch-all: nothing may come after it)."""
         return self.router.fallback(fn)
 
+    def on_csat(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+        """Run the function when the contact rates the conversation in Chatwoot's CSAT survey (see Router.on_csat)."""
+        return self.router.on_csat(fn)
+
+    def on_template(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+        """Run the function for Chatwoot's own template messages and answers to them (see Router.on_template)."""
+        return self.router.on_template(fn)
+
+    def on_delivery_failed(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+        """Run the function when the channel refused one of the bot's messages (`ctx.failure`: message_id,
+        error, window_closed). It runs before botkit's own answer (a rich message sent again as numbered
+        text; `when_cannot_reply` for a closed window), whatever it returns."""
+        self.delivery_hooks.append(fn)
+        return fn
+
     def use(self, middleware: Middleware) -> Middleware:
         """Add a middleware: `async def mw(ctx, call_next) -> bool`. Usable as a decorator."""
         self.middleware.append(middleware)
@@ -143,6 +165,7 @@ class Bot:
         self.media = Media.from_settings(settings)
         self.agents = Agents.from_settings(settings, **self._agent_options)
         self.agents.openings.bind(runtime.store, runtime.name)
+        self.menu_ttl = float(settings.botkit_menu_ttl)
 
     async def startup(self) -> None:
         """Check the chain's order (ConfigError: a handler after a catch-all), then start every handler."""
@@ -174,6 +197,10 @@ class Bot:
         self.teams.check(names)
 
     # the gate -----------------------------------------------------------------------------------------
+    def _bots_turn(self, conversation: events.Conversation | None) -> bool:
+        """The conversation is the bot's (botkit.turn), or the bot does not care (pending_only off)."""
+        return not self.policies.pending_only or turn.is_the_bots(conversation, self.bot_id)
+
     def admits(self, event: events.Event, *, suggesting: bool = False) -> bool:
         """Is this event the bot's business? (Policies; logged at debug when not.) In suggest mode the bot
         suggests in any conversation that is not resolved, whoever holds it."""
@@ -204,24 +231,40 @@ class Bot:
             return await self.agents.openings.update_index(event.raw)
         if is_due_event(event):
             event = due_event(event)
-        command = self.agents.command_in(event)  # an agent's note: runs whoever holds the conversation
+        template = template_of(event)  # Chatwoot's own message, or the contact's answer to one
+        failure = failure_of(event) if template is None else None  # the channel refused a bot's message
+        own = template is not None or failure is not None
+        command = None if own else self.agents.command_in(event)  # an agent's note: runs whoever holds it
         held = waiting = False  # waiting: a turn on the contact's message that waited for the conversation
-        if command is None and not is_due_event(event) and self.policies.yield_to_humans and self.turns is not None:
+        if (command is None and not own and not is_due_event(event) and self.policies.yield_to_humans
+                and self.turns is not None):
             taken = await self._whose_turn(event, job)
             held, waiting = taken is None, taken is not None and taken is not event
             event = taken or event
-        admitted = command is not None or is_due_event(event) or (not held and self.admits(event))
-        maybe_suggest = not admitted and self.admits(event, suggesting=True)  # the conversation's mode decides
-        watch = self.agents.hours is not None and event.name in ("conversation_opened", "conversation_status_changed")
+        if template is not None:  # only for handlers that asked for them
+            admitted = any(getattr(h, "templates", False) and event.name in h.events for h in self._leaves())
+            maybe_suggest = watch = False
+        else:
+            admitted = (failure is not None or command is not None or is_due_event(event)
+                        or (not held and self.admits(event)))
+            maybe_suggest = not admitted and self.admits(event, suggesting=True)  # the conversation's mode decides
+            watch = self.agents.hours is not None and event.name in ("conversation_opened",
+                                                                     "conversation_status_changed")
         if not (admitted or maybe_suggest or watch):  # watch: an agent may take a conversation waiting for opening
             log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
             return
         state = await store.get_state(job.lane)
-        before = json.dumps(state, sort_keys=True)  # a snapshot: handlers may change nested values in place
+        memory = Memory.take(state, now=time.time(), ttl=self.menu_ttl)
+        before = json.dumps([state, memory.dump()], sort_keys=True)  # handlers may change nested values in place
         journal = await Journal.open(store, job.key)
         ctx = self._context(event, job, runtime, state, journal)
         ctx.suggesting = self.agents.mode_of(event, state) == "suggest"
-        if command is not None:
+        ctx.memory, ctx.template, ctx.failure = memory, template, failure
+        if failure is not None:
+            await self._delivery_failed(ctx, failure)
+        elif template is not None:
+            await self._run(ctx, templates=True)
+        elif command is not None:
             await self.agents.run_command(ctx, command)
         elif is_due_event(event):
             await self.agents.opening_due(ctx)
@@ -235,16 +278,19 @@ class Bot:
                     stale=waiting or job.attempts > 0 or REPLAYED in journal.recorded or waited > self.look_after,
                     look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks,
                     waiting=waiting)
-            await self._run(ctx)
-        if event.name != "conversation_resolved" and json.dumps(ctx.state, sort_keys=True) != before:
-            await store.set_state(job.lane, ctx.state)
+            if self._take_answer(ctx, memory):
+                await self._run(ctx)
+        if event.name != "conversation_resolved" and json.dumps([ctx.state, memory.dump()], sort_keys=True) != before:
+            await store.set_state(job.lane, {**ctx.state, KEY: memory.dump()})
         if waiting and ctx.dropped is None and self.turns is not None:
             # its message_created, if it comes later, is not answered again
             await self.turns.answered(job.lane, turn.message_id(event) or 0)
 
-    async def _run(self, ctx: Context) -> None:
-        """The handler chain for one admitted event, with typing shown while it runs."""
-        handlers = [h for h in self._leaves() if ctx.event.name in h.events]
+    async def _run(self, ctx: Context, *, templates: bool = False) -> None:
+        """The handler chain for one admitted event, with typing shown while it runs (`templates`: only the
+        handlers that asked for Chatwoot's template messages)."""
+        handlers = [h for h in self._leaves() if ctx.event.name in h.events
+                    and (not templates or getattr(h, "templates", False))]
         if not handlers:
             return
         await self._transcribe(ctx)
@@ -305,6 +351,51 @@ class Bot:
                        metrics=runtime.metrics, when_cannot_reply=self.when_cannot_reply, catalogue=self.catalogue,
                        language=self.language, default_language=self.default_language, media=self.media,
                        turns=self.turns if self.policies.yield_to_humans else None, agents=self.agents)
+
+    def _take_answer(self, ctx: Context, memory: Memory) -> bool:
+        """Match the contact's message to a menu the bot sent (`ctx.answer`); False when it answers a menu
+        that was answered already (the handlers must not see it twice)."""
+        event, message = ctx.event, ctx.message
+        if message is None:
+            return True
+        if event.name == "message_updated":
+            ctx.answer = memory.submitted(message.id, message.submitted_values)
+            if ctx.answer is None:
+                log.info("the contact answered message %s again; it was answered already", message.id,
+                         extra=ctx._log_extra())
+                return False
+            return True
+        if message.message_type == events.MessageType.incoming:
+            memory.window_closed = False  # the contact wrote: the channel's window is open again
+            ctx.answer = memory.typed(message.content or "", message.content_attributes.get("in_reply_to"))
+        return True
+
+    async def _delivery_failed(self, ctx: Context, failure: DeliveryFailure) -> None:
+        """The channel refused one of the bot's messages: a warning, a metric, the bot's hooks, then botkit's
+        own answer while the conversation is the bot's: outside the messaging window `when_cannot_reply`;
+        a rich message it refused, once more as numbered text."""
+        where = channels.channel(ctx.channel)
+        log.warning("%s refused message %s: %s", where.title, failure.message_id, failure.error,
+                    extra=ctx._log_extra())
+        ctx.metrics.delivery_failed(where.key, "window" if failure.window_closed else "refused")
+        for hook in self.delivery_hooks:
+            with ctx.metrics.handling(getattr(hook, "__name__", "on_delivery_failed")):
+                await hook(ctx)
+        if not self._bots_turn(ctx.event.conversation):
+            return
+        if failure.window_closed:
+            ctx.memory.window_closed = True  # type: ignore[union-attr]
+            await ctx.cannot_reply()
+            return
+        record = ctx.memory.find(failure.message_id) if ctx.memory is not None else None
+        if not self.resend_failed_as_text or record is None or record.get("resent") or not record.get("numbered"):
+            return
+        if record.get("form") in ("numbered", "text"):
+            return  # it was text already: sending it again would fail again
+        record["resent"], record["answered"] = True, True
+        text = {"content": record["numbered"], "content_type": "text", "content_attributes": None}
+        await ctx.send(channels.Rendered(text, "numbered" if record.get("options") else "text",
+                                         list(record.get("options") or []), numbered=record["numbered"]))
 
     async def _transcribe(self, ctx: Context) -> None:
         """Voice notes become text (`ctx.text`) before any handler runs; once per event, so a retry reuses it."""

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     botkit_allow_unsigned: bool = False
     botkit_basic_auth: SecretStr | None = None  # "user:password", for Chatwoot < 4.13 with credentials in the URL
     botkit_signature_tolerance: int = Field(300, ge=1)
-    botkit_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    botkit_max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)  # e-mail deliveries of several MB are normal
     botkit_host: str = "127.0.0.1"
     botkit_port: int = Field(8000, ge=0, le=65535)
 
@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     botkit_handlers: str | None = None
     botkit_teams: str | None = None
     botkit_bots_file: str | None = None
+    botkit_menu_ttl: int = Field(24 * 3600, ge=60)  # seconds a menu the bot sent can be answered
     botkit_language: str = "en"  # contacts whose language Chatwoot does not give, and notes to agents
 
     # Attachments the contact sends (botkit/media.py)

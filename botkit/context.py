@@ -21,11 +21,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botkit import events, i18n, turn
+from botkit import channels, events, i18n, turn
+from botkit.channels import numbered_text  # public here too (botkit.context.numbered_text)
 from botkit.chatwoot.errors import DeliveryUnknown
 from botkit.errors import ActionRefused
 from botkit.files import File, plan
 from botkit.journal import Journal
+from botkit.liquid import as_written
 from botkit.media import Media
 from botkit.metrics import NULL, NullMetrics
 from botkit.store.base import Job
@@ -33,18 +35,14 @@ from botkit.summary import remember
 from botkit.teams import Teams
 
 if TYPE_CHECKING:
+    from botkit.delivery import DeliveryFailure
+    from botkit.menus import Answer, Memory
     from botkit.runtime import ChatwootActions
+    from botkit.templates import TemplateMessage
 
 __all__ = ["ActionRefused", "Context", "numbered_text"]
 
 log = logging.getLogger("botkit.context")
-
-# Channels that render each rich content type (the rest get numbered text).
-INPUT_SELECT_CHANNELS = frozenset({
-    "Channel::WebWidget", "Channel::Api", "Channel::Whatsapp", "Channel::Telegram",
-    "Channel::FacebookPage", "Channel::Line",
-})
-RICH_CHANNELS = frozenset({"Channel::WebWidget", "Channel::Api"})
 
 
 class AgentsDesk(Protocol):
@@ -94,6 +92,10 @@ class Context:
         self.dropped: str | None = None  # why this turn's actions are dropped: the conversation is not the bot's
         self._language: str | None = None
         self.transcripts: list[str] = []  # the words of the message's voice notes (BOTKIT_TRANSCRIPTION_MODEL)
+        self.memory: Memory | None = None  # the menus the bot sent here (set by the Bot)
+        self.answer: Answer | None = None  # the contact's pick in one of them, on any channel
+        self.template: TemplateMessage | None = None  # Chatwoot's own template message or an answer to one
+        self.failure: DeliveryFailure | None = None  # the channel refused one of the bot's messages
 
     # what and who -------------------------------------------------------------------------------------
     @property
@@ -126,13 +128,28 @@ class Context:
 
     @property
     def submitted(self) -> list[dict[str, Any]]:
-        """The contact's answer to a rich message (`message_updated`), else []."""
+        """The contact's answer to the bot's menu or form, the same on every channel: `[{title, value}]` (a
+        form: `[{name, value}]`), whether it came as the widget's `submitted_values`, a WhatsApp or Facebook
+        title, a Telegram or LINE value, or a number typed back; else []."""
+        if self.answer is not None:
+            return self.answer.submitted
+        if self.template is not None:
+            return []  # a CSAT's submitted_values is Chatwoot's, not an answer to the bot (see `csat`)
         return self.message.submitted_values if self.message and self.event.name == "message_updated" else []
+
+    @property
+    def csat(self) -> dict[str, Any] | None:
+        """The contact's CSAT rating `{rating: 1-5, feedback_message}`, in a handler that asked for Chatwoot's
+        template messages (`bot.on_csat`); else None."""
+        return self.template.csat if self.template is not None else None
 
     @property
     def text(self) -> str:
         """What the contact said: the message (and the transcripts of its voice notes), or the value picked in an
         input_select, or a submitted email."""
+        if self.answer is not None and self.answer.submitted:
+            first = self.answer.submitted[0]
+            return str(first.get("value", first.get("title", "")))
         if self.event.name == "message_updated" and self.message is not None:
             if self.submitted:
                 value = self.submitted[0].get("value", self.submitted[0].get("title", ""))
@@ -242,64 +259,84 @@ class Context:
         action replays the same decision instead of asking again and getting another."""
         return await self._act(name, compute, keep=lambda result: result, visible=False)
 
+    @property
+    def can_reply(self) -> bool:
+        """False when the channel takes no reply now: Chatwoot says so (`can_reply`, e.g. WhatsApp's 24 hours),
+        or it refused the bot's last message as outside the window and the contact has not written since."""
+        closed = self.memory is not None and self.memory.window_closed
+        return not closed and (self.conversation is None or self.conversation.can_reply)
+
+    async def cannot_reply(self) -> None:
+        """Apply the bot's `when_cannot_reply`: hand the conversation to humans, or skip the reply."""
+        if self.when_cannot_reply == "handoff" and not self.handed_off:
+            log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
+                     extra=self._log_extra())
+            await self.handoff(note=self.t_agents(i18n.N_(
+                "The bot could not reply: the channel's reply window is closed.")), reason="reply_window")
+        else:
+            log.info("the channel does not accept a reply now; skipping it", extra=self._log_extra())
+
     async def reply(self, message: Any = None, *, files: Sequence[File | str | Path] = (),
-                    echo_id: str | None = None) -> Any:
-        """Send a message to the contact: text, or a rich message (botkit.rich), degraded to what the channel
-        shows, with `files` (botkit.files.File, or paths) attached as multipart. Where the channel cannot take
-        them in one message (WhatsApp, TikTok: botkit/files.py), they go in several, each journaled.
+                    echo_id: str | None = None, liquid: bool = False) -> Any:
+        """Send a message to the contact: text, or a rich message (botkit.rich) rendered for the channel
+        (botkit.channels: within the provider's limits, else numbered text), with `files` (botkit.files.File,
+        or paths) attached as multipart. Where the channel cannot take them in one message (WhatsApp, TikTok:
+        botkit/files.py), they go in several, each journaled. Text arrives as written; with `liquid=True`
+        Chatwoot renders `{{contact.name}}` and other Liquid in it. An empty text is not sent.
         Returns the result of the last message sent. In suggest mode it becomes a private note agents may
         send with `/send` (botkit/agents.py)."""
         if self.suggesting and message is not None:
             assert self.agents is not None, "suggest mode needs the bot's agents (botkit/agents.py)"
-            return await self.agents.suggest(self, self._payload(message))
-        if self.conversation is not None and not self.conversation.can_reply:
-            if self.when_cannot_reply == "handoff" and not self.handed_off:
-                log.info("the channel does not accept a reply now (e.g. WhatsApp's 24-hour window); handing off",
-                         extra=self._log_extra())
-                await self.handoff(note=self.t_agents(i18n.N_(
-                    "The bot could not reply: the channel's reply window is closed.")), reason="reply_window")
-            else:
-                log.info("the channel does not accept a reply now; skipping it", extra=self._log_extra())
+            return await self.agents.suggest(self, self.render(message).payload)
+        if not self.can_reply:
+            await self.cannot_reply()
             return None
-        payload = self._payload(message) if message is not None else None
+        rendered = self.render(message) if message is not None else None
         attached = [f if isinstance(f, File) else File.from_path(f) for f in files]
         if not attached:
-            return await self._send(payload, echo_id)
+            if rendered is None:
+                raise ValueError("ctx.reply needs a message, files, or both")
+            return await self.send(rendered, echo_id=echo_id, liquid=liquid)
+        payload = rendered.payload if rendered is not None else None
         rich = payload is not None and payload["content_type"] != "text"
         result = None
         for part in plan(self.channel, payload["content"] if payload else None, attached, rich=rich):
             if part.files:
-                result = await self._act("reply", lambda part=part: self.chatwoot.send_message(
-                    self.account_id, self.conversation_id, part.text, attachments=part.files, echo_id=echo_id))
+                text = part.text if liquid or not part.text else as_written(part.text)
+                result = await self._act("reply", lambda part=part, text=text: self.chatwoot.send_message(
+                    self.account_id, self.conversation_id, text, attachments=part.files, echo_id=echo_id))
+            elif rich and rendered is not None:
+                result = await self.send(rendered, echo_id=echo_id, liquid=liquid)
             else:
-                result = await self._send(payload if rich else {**(payload or {}), "content": part.text}, echo_id)
+                result = await self.send(channels.render(part.text or "", self.channel), echo_id=echo_id,
+                                         liquid=liquid)
         return result
 
-    async def _send(self, payload: dict[str, Any] | None, echo_id: str | None) -> Any:
-        if payload is None:
-            raise ValueError("ctx.reply needs a message, files, or both")
+    def render(self, message: Any) -> channels.Rendered:
+        """`message` as this conversation's channel shows it, in the contact's language where botkit adds words."""
+        return channels.render(message, self.channel, hint=self.t(MENU_HINT), prompt=self.t(MENU_PROMPT))
+
+    async def send(self, rendered: channels.Rendered, *, echo_id: str | None = None, liquid: bool = False) -> Any:
+        """Post a message already rendered for the channel, and remember it when it is a menu or rich."""
+        payload = rendered.payload
+        content = payload.get("content") or ""
+        if payload["content_type"] == "text" and not content.strip():
+            log.warning("not sending an empty message: channels drop it without a word", extra=self._log_extra())
+            return None
+        content = content if liquid else as_written(content)
         result = await self._act("reply", lambda: self._post(
-            payload["content"], content_type=payload.get("content_type", "text"),
-            content_attributes=payload.get("content_attributes"), echo_id=echo_id))
+            content, content_type=payload["content_type"], content_attributes=payload["content_attributes"],
+            echo_id=echo_id))
+        if self.memory is not None and isinstance(result, dict):
+            self.memory.remember(result.get("id"), rendered)
         if self.dropped is None and self.agents is not None and self.agents.summary != "off":
-            remember(self.state, "bot", payload["content"])  # the transcript a hand-off summary is written from
+            remember(self.state, "bot", payload.get("content"))  # the transcript a hand-off summary is written from
         return result
 
-    def _payload(self, message: Any) -> dict[str, Any]:
-        if isinstance(message, str):
-            return {"content": message, "content_type": "text", "content_attributes": None}
-        payload = dict(message.to_payload())
-        kind = payload.get("content_type", "text")
-        channel = self.channel
-        shown = (kind == "input_select" and channel in INPUT_SELECT_CHANNELS) or channel in RICH_CHANNELS
-        if kind == "text" or channel is None or shown:
-            return payload
-        return {"content": numbered_text(payload, hint=self.t(MENU_HINT) if kind == "input_select" else None),
-                "content_type": "text", "content_attributes": None}
-
-    async def note(self, text: str) -> Any:
-        """A private note: agents see it, the contact does not."""
-        return await self._act("note", lambda: self._post(text, private=True))
+    async def note(self, text: str, *, liquid: bool = False) -> Any:
+        """A private note: agents see it, the contact does not. Text arrives as written (see `reply`)."""
+        content = text if liquid else as_written(text)
+        return await self._act("note", lambda: self._post(content, private=True))
 
     async def typing(self, on: bool = True) -> None:
         """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged, and skipped
@@ -379,20 +416,8 @@ class Context:
             self.account_id, self.conversation_id, attributes))
 
 
-MENU_HINT = i18n.N_("Reply with the number of your choice.")
-
-
-def numbered_text(payload: dict[str, Any], hint: str | None = None) -> str:
-    """A rich message as plain text, for channels that do not render it: the question, then numbered items,
-    then `hint` (how to answer, in the contact's language) when given."""
-    lines = [payload.get("content") or ""]
-    for number, item in enumerate((payload.get("content_attributes") or {}).get("items", []), start=1):
-        title = item.get("title") or item.get("label") or item.get("name") or ""
-        link = item.get("link") or ""
-        lines.append(f"{number}. {title}" + (f" {link}" if link else ""))
-    if hint and len(lines) > 1:
-        lines.append(hint)
-    return "\n".join(line for line in lines if line)
+MENU_HINT = i18n.N_("Reply with the number of your choice.")  # below a menu sent as numbered text
+MENU_PROMPT = i18n.N_("Please choose:")  # above a menu sent with no text, where the channel needs one
 
 
 _SAFE_KEYS = re.compile(r"^(id|status|current_status|success|conversation_id|message_type|labels)$")

@@ -13,6 +13,8 @@ What is measured, and where it is fed from:
   `botkit_dead_letters_total{event}`: fed by the worker's `on_outcome`.
 - `botkit_handler_seconds{handler}` and `botkit_handler_errors_total{handler}`: each handler of a Bot's chain.
 - `botkit_handoffs_total{reason}`: hand-offs to humans (handler, keywords, model, dead_letter, reply_window, suggest).
+- `botkit_delivery_failures_total{channel,reason}`: the bot's messages a channel's provider refused after
+  Chatwoot accepted them (`external_error`; reason `window` when outside the messaging window, else `refused`).
 - `botkit_chatwoot_requests_total{endpoint,status}`, `botkit_chatwoot_request_seconds{endpoint}`,
   `botkit_chatwoot_retries_total{endpoint}` and `botkit_chatwoot_throttle_wait_seconds_total`: each attempt
   of an API call by path template (never a token), its HTTP status (or `unreachable`, `no_answer`), the
@@ -69,6 +71,8 @@ class NullMetrics:
 
     def handoff(self, reason: str) -> None: ...
 
+    def delivery_failed(self, channel: str, reason: str) -> None: ...
+
     def chatwoot_request(self, endpoint: str, status: str, seconds: float) -> None: ...
 
     def chatwoot_retry(self, endpoint: str) -> None: ...
@@ -102,6 +106,8 @@ class Metrics(NullMetrics):
                                       registry=r)
         self.handoffs = Counter("botkit_handoffs", "Conversations handed to humans, by reason.", ["reason"],
                                 registry=r)
+        self.delivery_failures = Counter("botkit_delivery_failures", "Bot messages a channel refused, by channel.",
+                                         ["channel", "reason"], registry=r)
         self.chatwoot_requests = Counter("botkit_chatwoot_requests", "Chatwoot API attempts by endpoint and status.",
                                          ["endpoint", "status"], registry=r)
         self.chatwoot_seconds = Histogram("botkit_chatwoot_request_seconds", "Time of one Chatwoot API attempt.",
@@ -150,6 +156,9 @@ class Metrics(NullMetrics):
 
     def handoff(self, reason: str) -> None:
         self.handoffs.labels(reason).inc()
+
+    def delivery_failed(self, channel: str, reason: str) -> None:
+        self.delivery_failures.labels(channel, reason).inc()
 
     def chatwoot_request(self, endpoint: str, status: str, seconds: float) -> None:
         self.chatwoot_requests.labels(endpoint, status).inc()

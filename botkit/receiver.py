@@ -8,7 +8,10 @@ then hands the conversation to humans. Answers:
 - 200 `{"status": "accepted" | "duplicate" | "ignored"}`: queued, already seen, or an event botkit does not know;
 - 401 with no body for anything not from Chatwoot (the same for every reason); 429 with no body once a client
   address has failed authentication more than its budget allows (`AddressLimiter`);
-- 400 for a body that is not a Chatwoot event, 413 for one over the cap;
+- 400 for a body that is not a Chatwoot event, 413 for one over the cap (20 MiB by default: an e-mail
+  delivery carries the whole thread, text and HTML, twice, so several MB are normal;
+  `app/presenters/mail_presenter.rb`), with a warning giving its size and the setting to raise (at most one a
+  minute: the body cannot be authenticated unread, so anyone can send one);
 - 500 when the store cannot take the event, and once the server is shutting down: Chatwoot retries only 429
   and 500.
 
@@ -64,11 +67,12 @@ class Receiver:
     store: Store
     endpoints: Mapping[str, Endpoint]
     default: str | None = None  # the bot served at plain /webhook
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = 20 * 1024 * 1024
     # (bot, outcome, seconds) of every delivery; `bot` is "-" for a path that names no bot served here
     observe: Callable[[str, str, float], None] = field(default=lambda bot, outcome, seconds: None)
     limiter: AddressLimiter | None = None  # budget of failed authentications per client address
     closing: bool = False  # set when the app shuts down: the store is about to close
+    _too_large_logged: float = -60.0  # monotonic time of the last "too large" warning
 
     async def webhook(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -87,6 +91,12 @@ class Receiver:
             return "shutting_down", Response(status_code=500)
         body = await _read_capped(request, self.max_body_bytes)
         if body is None:
+            if time.monotonic() - self._too_large_logged < 60:
+                return "too_large", Response(status_code=413)
+            self._too_large_logged = time.monotonic()
+            log.warning("refused a delivery of %s bytes: over BOTKIT_MAX_BODY_BYTES=%d; raise it (and the proxy's "
+                        "limit) to accept it", request.headers.get("content-length") or "more than the cap",
+                        self.max_body_bytes, extra={"delivery_id": request.headers.get(DELIVERY_HEADER)})
             return "too_large", Response(status_code=413)
         if not endpoint.verifier.verify(request.headers, body):
             address = request.client.host if request.client else "-"

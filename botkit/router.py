@@ -41,6 +41,9 @@ class Handler:
 
     name: ClassVar[str] = ""
     events: ClassVar[frozenset[str]] = MESSAGES  # the events this handler wants to see
+    # True: also see Chatwoot's own template messages (greeting, out of office, e-mail collect, CSAT) and the
+    # contact's answers to them, which no other handler is shown (botkit.templates)
+    templates: ClassVar[bool] = False
 
     async def startup(self, bot: Any) -> None:
         """Called once when the server starts (open clients, check settings); `bot` is the `Bot` serving it."""
@@ -69,10 +72,11 @@ class FunctionHandler(Handler):
     """A handler made from a decorated function and a matcher; the function follows the one rule."""
 
     def __init__(self, fn: Callable[[Context], Awaitable[Any]], matches: Callable[[Context], bool],
-                 wanted: Iterable[str], name: str, *, catch_all: bool = False) -> None:
+                 wanted: Iterable[str], name: str, *, catch_all: bool = False, templates: bool = False) -> None:
         self.fn = fn
         self.matches = matches
         self.events = frozenset(wanted)  # type: ignore[misc]
+        self.templates = templates  # type: ignore[misc]  # on_csat, on_template: Chatwoot's template messages only
         self._name = name
         self._takes_all = self.events if catch_all else frozenset()
 
@@ -165,25 +169,37 @@ class Router(Handler):
         return self._register(lambda ctx: True, names)
 
     def on_answer(self, *values: str) -> Callable[[Any], Any]:
-        """Run the function when the contact picks one of these values in a rich message (any, if none given)."""
+        """Run the function when the contact picks one of these values in the bot's menu or form (any, if none
+        given), on any channel: the widget's answer, a tapped button or list row, a number typed back."""
         wanted = {fold(v) for v in values}
 
         def matches(ctx: Context) -> bool:
             answers = {fold(str(a.get("value", a.get("title", "")))) for a in ctx.submitted}
-            if ctx.message is not None and ctx.message.submitted_email:
+            if ctx.event.name == "message_updated" and ctx.message is not None and ctx.message.submitted_email:
                 answers.add(fold(ctx.message.submitted_email))
             return bool(answers) and (not wanted or bool(answers & wanted))
 
-        return self._register(matches, {"message_updated"})
+        return self._register(matches, MESSAGES)
+
+    def on_csat(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+        """Run the function when the contact rates the conversation in Chatwoot's CSAT survey: `ctx.csat` is
+        `{rating: 1-5, feedback_message}`. It may come twice (the widget, then the survey page)."""
+        return self._register(lambda ctx: ctx.csat is not None, {"message_updated"}, templates=True)(fn)
+
+    def on_template(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
+        """Run the function for Chatwoot's own template messages (greeting, out of office, e-mail collect, CSAT)
+        and the contact's answers to them (`ctx.template`: kind, email, csat), which other handlers never see."""
+        return self._register(lambda ctx: ctx.template is not None, MESSAGES, templates=True)(fn)
 
     def fallback(self, fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
         """Run the function for any message no earlier handler took (a catch-all: nothing may come after it)."""
         return self._register(lambda ctx: True, MESSAGES, catch_all=True)(fn)
 
     def _register(self, matches: Callable[[Context], bool], wanted: Iterable[str],
-                  catch_all: bool = False) -> Callable[[Any], Any]:
+                  catch_all: bool = False, templates: bool = False) -> Callable[[Any], Any]:
         def decorate(fn: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
-            self.handlers.append(FunctionHandler(fn, matches, wanted, fn.__name__, catch_all=catch_all))
+            self.handlers.append(FunctionHandler(fn, matches, wanted, fn.__name__, catch_all=catch_all,
+                                                 templates=templates))
             return fn
 
         return decorate
@@ -195,6 +211,8 @@ def check_order(bot_name: str, handlers: Iterable[Handler]) -> None:
     Raises ConfigError, one sentence naming both handlers."""
     taken: dict[str, Handler] = {}  # event -> the first handler that takes all of them
     for handler in handlers:
+        if isinstance(handler, FunctionHandler) and handler.templates:
+            continue  # it sees only Chatwoot's template messages, which no catch-all is shown
         shadowed = sorted(handler.events & taken.keys())
         if shadowed:
             catch_all = taken[shadowed[0]]

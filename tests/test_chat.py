@@ -117,3 +117,29 @@ def test_suggestions_show_and_an_agent_sends_one(tmp_path):
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("channel, shown_as", [
+    ("whatsapp", "(WhatsApp: buttons; type a number to pick)"),
+    ("telegram", "(Telegram: an inline keyboard; type a number to pick)"),
+    ("sms", None),
+])
+async def test_chat_on_a_channel_shows_the_menu_as_that_channel_does(channel, shown_as):
+    from tests.support.menu_bot import make_bot
+
+    lines = iter(["hello\n", "2\n", "/quit\n"])
+
+    async def read():
+        return next(lines, None)
+
+    out = io.StringIO()
+    await chat(make_bot(), teams="billing=3", channel=channel, read=read, out=out)
+    text = out.getvalue()
+    assert "bot> What can I help with?\n      1. Track my order\n      2. Get a refund" in text or (
+        "bot> What can I help with?\nbot> 1. Track my order\nbot> 2. Get a refund" in text)
+    if shown_as is None:  # numbered text: the contact types the number, and the bot maps it back
+        assert "type a number to pick" not in text and "you picked" not in text
+    else:
+        assert shown_as in text and "(you picked 'Get a refund')" in text
+    assert "[note] Hand-off summary" in text and "Note: The contact asked for a refund." in text
+    assert "[hand-off]" in text

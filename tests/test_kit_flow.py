@@ -82,7 +82,7 @@ async def test_choose_delivers_message_updated_on_the_bots_message(menu):
 
 
 async def test_choose_without_a_menu_or_with_an_unknown_option_says_why(menu):
-    with pytest.raises(AssertionError, match="has sent no input_select"):
+    with pytest.raises(AssertionError, match="has sent no menu"):
         await menu.choose("track")
     await menu.send("hello")
     with pytest.raises(AssertionError, match=r"offers only 'Track my order' \('track'\), 'Get a refund'"):

@@ -60,7 +60,7 @@ def signed(server: BotServer, raw: bytes) -> dict[str, str]:
 
 @pytest.fixture
 async def server():
-    async with BotServer(make_bot(), teams=TEAMS) as server:
+    async with BotServer(make_bot(), teams=TEAMS, botkit_max_body_bytes=1024 * 1024) as server:
         server.fake.add_team(1, 3, "billing")
         server.fake.add_team(1, 4, "technical")
         server.fake.add_conversation(conversation_id=128, status="pending")

@@ -28,10 +28,10 @@ import logging
 import re
 from typing import Any, Literal
 
-from botkit import tracing
+from botkit import channels, tracing
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError, Settings, load_settings
-from botkit.context import RICH_CHANNELS, Context
+from botkit.context import Context
 from botkit.i18n import N_
 from botkit.knowledge import KnowledgeBase, knowledge_from_settings
 from botkit.rich import Article, ArticleItem
@@ -169,7 +169,7 @@ def article_message(hit: dict[str, Any], channel: str | None) -> Any:
     The web widget and the API channel render `article`; every other channel's sender sends only the message's
     `content` (app/services/base/send_on_channel_service.rb and each channel's send_on_*_service.rb)."""
     text = hit["text"].strip()
-    if hit["link"] and channel in RICH_CHANNELS:
+    if hit["link"] and channel is not None and channels.channel(channel).rich:
         description = hit["description"] or (text[:197] + "…" if len(text) > 200 else text)
         return Article(text, [ArticleItem(hit["title"], hit["link"], description)])
     return f"{text}\n\n{hit['title']}: {hit['link']}" if hit["link"] else text

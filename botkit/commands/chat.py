@@ -24,8 +24,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from botkit import channels
+from botkit.channels import numbered_text
 from botkit.config import ConfigError, load_settings
-from botkit.context import numbered_text
 
 HELP = ("Type a message as the contact. A number picks an option of the bot's last menu. "
         "/resolve: an agent resolves the conversation; /agent TEXT: an agent's private note, e.g. /agent /send 1 "
@@ -38,7 +39,9 @@ def add_commands(subparsers: Any) -> None:
                                                "make_bot() builds a fresh bot")
     parser.add_argument("--teams", help="team ids, billing=3,technical=4 (default: BOTKIT_TEAMS, else an id for "
                                         "each team the bot names)")
-    parser.add_argument("--channel", default="Channel::WebWidget", help="the inbox's channel type")
+    parser.add_argument("--channel", default="web", help="the inbox's channel: web, api, whatsapp, telegram, facebook, "
+                                                          "line, twilio, sms, email, instagram, tiktok (or a "
+                                                          "Channel::... class name); menus show as it shows them")
     parser.set_defaults(func=run_chat)
 
 
@@ -141,11 +144,14 @@ async def chat(bot: Any, *, teams: str | None, channel: str | None, read: Callab
 
 
 def _picked(flow: Any, text: str) -> dict[str, Any] | None:
-    """The option a number picks in the bot's last menu, if the text is such a number."""
-    menu = flow.last_input_select()
-    if not text.isdigit() or menu is None or menu["content_attributes"].get("submitted_values"):
+    """The option a number taps in the bot's last menu of buttons, if the text is such a number. A menu sent
+    as numbered text gets the number as the contact's message, as on a real phone."""
+    found = flow.last_menu()
+    if not text.isdigit() or found is None:
         return None
-    items = menu["content_attributes"].get("items") or []
+    menu, items, numbered = found
+    if numbered or menu["content_attributes"].get("submitted_values"):
+        return None
     number = int(text)
     return items[number - 1] if 1 <= number <= len(items) else None
 
@@ -154,7 +160,7 @@ def describe_step(flow: Any, *, quiet: bool = False) -> list[str]:
     """The chat lines for what the bot did in the last step (`quiet`: nothing when it did nothing)."""
     lines: list[str] = []
     for action in flow.actions:
-        lines.extend(describe(action, flow.fake))
+        lines.extend(describe(action, flow.fake, flow.channel))
     for request in flow.requests:
         if request.status is not None and request.status >= 400:
             lines.append(f"  [error] {request.method} {request.path} answered {request.status}")
@@ -166,20 +172,19 @@ def describe_step(flow: Any, *, quiet: bool = False) -> list[str]:
     return lines
 
 
-def describe(action: Any, fake: Any) -> list[str]:
+# How the contact sees a menu, by `Channel.menu` (botkit.channels).
+MENU_FORMS = {"buttons": "buttons", "list": "a list behind the button 'Choose an item'",
+              "keyboard": "an inline keyboard", "quick_replies": "quick replies", "flex": "a card of buttons",
+              "passed": "passed to your app, which renders it"}
+
+
+def describe(action: Any, fake: Any, channel: str | None = None) -> list[str]:
     body = action.body
     kind = action.kind
     if kind == "reply":
-        content_type = body.get("content_type") or "text"
-        if content_type == "text":
-            return [f"bot> {line}" for line in str(action.value or "").splitlines() or [""]]
-        text = numbered_text(body).splitlines()
-        lines = [f"bot> {text[0]}" if text else "bot>"] + [f"      {line}" for line in text[1:]]
-        if content_type == "input_select":
-            lines.append("      (type a number to pick)")
-        else:
-            lines.append(f"      ({content_type})")
-        return lines
+        lines = _reply(body, channels.channel(channel))
+        failed = _failure(action, fake)
+        return lines + ([f"  [failed] the channel refused it: {failed}"] if failed else [])
     if kind == "note":
         text = str(action.value or "")
         if text.startswith("Suggestion "):  # suggest mode (botkit/agents.py): the agent sends it with /send
@@ -202,3 +207,30 @@ def describe(action: Any, fake: Any) -> list[str]:
     if kind == "priority":
         return [f"  [priority] {action.value}"]
     return [f"  [{kind}] {action.value}"]
+
+
+def _reply(body: dict[str, Any], where: channels.Channel) -> list[str]:
+    """A reply as the contact sees it on `where`: text, numbered text, or a menu in the channel's form."""
+    content_type = body.get("content_type") or "text"
+    if content_type == "text":
+        return [f"bot> {line}" for line in str(body.get("content") or "").splitlines() or [""]]
+    text = numbered_text(body).splitlines()
+    lines = [f"bot> {text[0]}" if text else "bot>"] + [f"      {line}" for line in text[1:]]
+    if content_type != "input_select":
+        return lines + [f"      ({content_type})"]
+    form = where.menu or "buttons"
+    if where is channels.WHATSAPP and len((body.get("content_attributes") or {}).get("items") or []) > 3:
+        form = "list"
+    return lines + [f"      ({where.title}: {MENU_FORMS.get(form, 'buttons')}; type a number to pick)"]
+
+
+def _failure(action: Any, fake: Any) -> str | None:
+    """The provider's error for a reply the channel refused (the fake marks the message failed)."""
+    body = action.body
+    path = action.request.path
+    conversation_id = int(path.split("/conversations/")[1].split("/")[0])
+    for message in reversed(fake.messages(conversation_id)):
+        if message.get("content_type") == body.get("content_type") and message.get("status") == "failed" and (
+                message.get("content") == body.get("content")):
+            return str(message["content_attributes"].get("external_error"))
+    return None

@@ -29,6 +29,13 @@ answered 500 or 502), `rate_limit_next`, `deny_bots_next`, `delay_next` and `dro
 request is processed, then never answered). `GET` of a conversation shows its newest message of any kind.
 `GET /api` answers the version, as
 Chatwoot does, without a token.
+
+Channels: a conversation's inbox has a channel type (`fake.add_conversation(..., channel="whatsapp")`).
+Outgoing content is rendered as Liquid before it is saved, as `app/models/concerns/liquidable.rb` does (with
+python-liquid, when installed). Each public outgoing message is then "sent" to the channel's provider
+(`botkit.testing.providers`): a refusal marks it failed with `content_attributes.external_error` and queues
+it in `fake.failures` (the flow API delivers the `message_updated` Chatwoot sends for it); a message the
+channel never sends is kept in `fake.dropped`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import email.policy
 import fnmatch
 import itertools
 import json
+import re
 import secrets
 import threading
 import time
@@ -55,6 +63,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from botkit.rich import content_attributes_errors
+from botkit.testing import providers
 from botkit.testing.fake_helpcenter import HelpCenterMixin
 from botkit.testing.server import LoopbackFake
 
@@ -280,6 +289,7 @@ class Conversation:
     priority: str | None = None
     snoozed_until: int | None = None
     typing: str = "off"
+    can_reply: bool = True  # inside the messaging window (app/services/conversations/message_window_service.rb)
     messages: list[dict[str, Any]] = field(default_factory=list)
     created_at: int = field(default_factory=lambda: int(time.time()))
 
@@ -405,6 +415,9 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         self.bots: dict[int, AgentBot] = {}
         self.conversations: dict[tuple[int, int], Conversation] = {}
         self.files: dict[str, UploadedFile] = {}  # served at FILES_PATH/<key>/<name>
+        self.failures: list[tuple[Conversation, dict[str, Any]]] = []  # refused by the provider, not yet delivered
+        self.dropped: list[dict[str, Any]] = []  # never sent by the channel, and never marked failed
+        self.refusals: list[str] = []  # errors the provider gives the next messages, whatever they are
         self.platform_token = "platform-" + secrets.token_hex(12)
         self._init_helpcenter()  # portals and articles: fake_helpcenter.py
         self.app = Starlette(routes=self._routes(), exception_handlers={404: self._not_found, 405: self._not_found})
@@ -457,6 +470,26 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         inbox = self.inboxes[inbox_id] = Inbox(inbox_id, account_id, name, channel_type)
         return inbox
 
+    def channel_inbox(self, channel: str, account_id: int | None = None) -> Inbox:
+        """The inbox of this channel type (`Channel::Whatsapp`), made and connected to the bot on first use."""
+        account_id = account_id or self.account_id
+        for inbox in self.inboxes.values():
+            if inbox.channel_type == channel and inbox.account_id == account_id:
+                return inbox
+        inbox = self.add_inbox(account_id, max(self.inboxes) + 1, channel.removeprefix("Channel::"), channel)
+        inbox.agent_bot_id = self.bot.id
+        return inbox
+
+    def channel_of(self, conversation: Conversation) -> str:
+        inbox = self.inboxes.get(conversation.inbox_id)
+        return inbox.channel_type if inbox is not None else "Channel::WebWidget"  # an inbox the test never made
+
+    def take_failures(self, conversation: Conversation) -> list[dict[str, Any]]:
+        """The messages of `conversation` the provider refused since the last call (oldest first)."""
+        mine = [m for c, m in self.failures if c is conversation]
+        self.failures = [(c, m) for c, m in self.failures if c is not conversation]
+        return mine
+
     def add_team(self, account_id: int, team_id: int, name: str) -> Team:
         team = self.teams[team_id] = Team(team_id, account_id, name)
         return team
@@ -485,16 +518,23 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         priority: str | None = None,
         contact_id: int = 42,
         source_id: str | None = None,
+        channel: str | None = None,
+        can_reply: bool = True,
     ) -> Conversation:
+        """A conversation in `inbox_id`, or in the inbox of `channel` (whatsapp, Channel::Telegram, ...)."""
         account_id = account_id or self.account_id
         self.add_account(account_id)
+        if channel is not None:
+            from botkit.testing.factories import class_name
+
+            inbox_id = self.channel_inbox(class_name(channel) or "Channel::WebWidget", account_id).id
         conversation_id = conversation_id or self._next_id()
         if assignee_id is not None and assignee_type is None:
             assignee_type = "User"
         conversation = Conversation(
             account_id, conversation_id, inbox_id or self.inbox.id, Contact(contact_id),
             source_id or secrets.token_hex(8), status, list(labels), dict(custom_attributes or {}), team_id,
-            assignee_id, assignee_type, priority,
+            assignee_id, assignee_type, priority, can_reply=can_reply,
         )
         self.conversations[(account_id, conversation_id)] = conversation
         return conversation
@@ -536,6 +576,11 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         """Process the next `times` matching requests, then answer `status`: an exception after the record was
         saved (Rails answers 500), or a proxy's 502 for an answer it lost."""
         return self.faults.add(Fault(method, path_glob, "after", times, status, body))
+
+    def refuse_next(self, error: str, times: int = 1) -> None:
+        """The channel's provider refuses the next `times` public outgoing messages with `error` (Chatwoot then
+        marks each failed with `external_error`), e.g. "(#131000) Something went wrong"."""
+        self.refusals.extend([error] * times)
 
     def delay_next(self, method: str, path_glob: str, seconds: float, times: int = 1) -> Fault:
         """Wait `seconds` before processing the next `times` matching requests."""
@@ -846,7 +891,7 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             "additional_attributes": {},
             "agent_last_seen_at": 0,
             "assignee_last_seen_at": 0,
-            "can_reply": True,
+            "can_reply": conversation.can_reply,
             "contact_last_seen_at": 0,
             "custom_attributes": dict(conversation.custom_attributes),
             "inbox_id": conversation.inbox_id,
@@ -1006,9 +1051,13 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             sender, sender_type = principal.bot.slim_json(), "AgentBot"
         elif principal.user:
             sender, sender_type = {**principal.user.to_json(), "type": "user"}, "User"
+        content = body.get("content")
+        outgoing = body.get("message_type", "outgoing") == "outgoing"
+        if outgoing and content:
+            content = self._liquid(conversation, content, sender)
         message = {
             "id": self._next_id(),
-            "content": body.get("content"),
+            "content": content,
             "inbox_id": conversation.inbox_id,
             "conversation_id": conversation.id,
             "message_type": MESSAGE_TYPES[body.get("message_type", "outgoing")],
@@ -1030,6 +1079,8 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
         answer = {k: v for k, v in message.items() if k not in ("sender_type", "sender_id")}
         if body.get("echo_id") is not None:
             answer["echo_id"] = body["echo_id"]
+        if outgoing and not message["private"]:
+            self._send_to_channel(conversation, message)  # after the answer: SendReplyJob runs later
         return answer
 
     def _attachment(self, message_id: int, account_id: int, uploaded: UploadedFile) -> dict[str, Any]:
@@ -1041,6 +1092,35 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
                 "account_id": account_id, "extension": extension, "data_url": url,
                 "thumb_url": url if uploaded.file_type == "image" else "", "file_size": len(uploaded.data),
                 "width": None, "height": None}
+
+    def _liquid(self, conversation: Conversation, content: str, sender: dict[str, Any] | None) -> str:
+        """`Liquidable#process_liquid_in_content`: backtick spans protected, a syntax error keeps the content."""
+        try:
+            import liquid
+        except ImportError:  # python-liquid is a dev dependency; without it content is saved as posted
+            return content
+        protected = re.sub(r"`(.*?)`", r"{% raw %}`\1`{% endraw %}", content, flags=re.DOTALL)
+        contact = conversation.contact
+        drops = {"contact": {"name": contact.name, "email": contact.email, "first_name": contact.name.split()[0]},
+                 "agent": {"name": (sender or {}).get("name")},
+                 "conversation": {"display_id": conversation.id, "id": conversation.id},
+                 "inbox": {"name": getattr(self.inboxes.get(conversation.inbox_id), "name", "")}}
+        try:
+            return liquid.Template(protected).render(**drops)
+        except liquid.exceptions.LiquidError:
+            return content
+
+    def _send_to_channel(self, conversation: Conversation, message: dict[str, Any]) -> None:
+        """SendReplyJob: the provider takes the message, refuses it (failed, `external_error`), or never sends it."""
+        outcome, error = providers.send(self.channel_of(conversation), message, can_reply=conversation.can_reply)
+        if self.refusals:
+            outcome, error = "failed", self.refusals.pop(0)
+        if outcome == "failed":
+            message["status"] = "failed"
+            message["content_attributes"] = {**message["content_attributes"], "external_error": error}
+            self.failures.append((conversation, message))
+        elif outcome == providers.DROPPED:
+            self.dropped.append(message)
 
     def _store_activity(self, conversation: Conversation, content: str) -> None:
         conversation.messages.append({

@@ -12,6 +12,11 @@ reads and typing indicators are not actions). A failed expectation lists everyth
 
 The conversation behaves as in Chatwoot: it starts `pending`, a hand-off opens it (the bot then stays
 silent), a contact writing in a resolved conversation makes it pending again, in a snoozed one opens it.
+
+On a chosen channel (`BotFlow.start(bot, channel="whatsapp")`) deliveries have that channel's shape, the
+contact's pick comes back as that channel sends it (`choose`: a tap on WhatsApp is a new message with the
+option's title, on Telegram its value, on SMS or e-mail the number typed back), and a message the channel's
+provider refuses comes back as Chatwoot's `message_updated` with `external_error`, within the same step.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from botkit.testing.fake_chatwoot import FakeChatwoot, RecordedRequest
 from botkit.testing.harness import BotServer
 
 Expected = str | re.Pattern[str] | Callable[[str], bool] | None
+_NUMBERED = re.compile(r"^(\d+)\. (.+)$")
 
 
 @dataclass
@@ -94,7 +100,7 @@ class BotFlow:
         self.account_id = account_id
         self.conversation_id = conversation_id
         self.inbox_id = inbox_id
-        self.channel = channel
+        self.channel = factories.class_name(channel)
         self.step = "the start"
         self._mark = len(self.fake.requests)
         self._next = 0  # index of the next action to consume
@@ -103,7 +109,9 @@ class BotFlow:
         self._delivered: list[tuple[dict[str, Any], str]] = []
         seed_teams(self.fake, server.settings.teams if server.settings is not None else {}, account_id)
         if (account_id, conversation_id) not in self.fake.conversations:
-            self.fake.add_conversation(account_id, conversation_id, status=status, inbox_id=inbox_id)
+            self.fake.add_conversation(account_id, conversation_id, status=status,
+                                       inbox_id=None if channel else inbox_id, channel=channel)
+        self.inbox_id = self.conversation.inbox_id
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -142,7 +150,7 @@ class BotFlow:
         conversation = self.conversation
         ids: dict[str, Any] = {"account_id": self.account_id, "conversation_id": self.conversation_id,
                                "inbox_id": self.inbox_id, "status": conversation.status,
-                               "assignee_type": conversation.assignee_type}
+                               "assignee_type": conversation.assignee_type, "can_reply": conversation.can_reply}
         if self.channel is not None:
             ids["channel"] = self.channel
         return ids
@@ -159,19 +167,29 @@ class BotFlow:
                                   step=f"send({text!r})")
 
     async def choose(self, choice: str) -> BotFlow:
-        """The contact picks `choice` (an option's value or title) in the last input_select the bot sent:
-        Chatwoot records it on the bot's message and delivers `message_updated` with `submitted_values`."""
-        message = self.last_input_select()
-        if message is None:
-            raise AssertionError(f"choose({choice!r}): the bot has sent no input_select in this conversation")
-        items = message["content_attributes"].get("items") or []
-        picked = [i for i in items if choice in (i.get("value"), i.get("title"))]
+        """The contact picks `choice` (an option's title or value, or its number in a menu sent as numbered
+        text) in the last menu the bot sent, and the channel delivers it as it does: on the widget Chatwoot
+        records it on the bot's message and delivers `message_updated` with `submitted_values`; on WhatsApp
+        and Facebook a new message with the title, on Telegram and LINE with the value; where the menu went
+        out as numbered text the contact types its number."""
+        menu = self.last_menu()
+        if menu is None:
+            raise AssertionError(f"choose({choice!r}): the bot has sent no menu in this conversation")
+        message, items, numbered = menu
+        picked = [(n, i) for n, i in enumerate(items, start=1) if choice in (i.get("value"), i.get("title"), str(n))]
         if not picked:
             offered = ", ".join(f"{i.get('title')!r} ({i.get('value')!r})" for i in items)
-            raise AssertionError(f"choose({choice!r}): the last input_select offers only {offered}")
-        message["content_attributes"]["submitted_values"] = picked[:1]
-        body = factories.answer(picked[0]["value"], message_id=message["id"], options=items,
-                                content=message.get("content") or "", **self._ids())
+            raise AssertionError(f"choose({choice!r}): the last menu offers only {offered}")
+        number, item = picked[0]
+        ids = self._ids()
+        if numbered:
+            body = factories.message(str(number), **ids)
+        elif ids.get("channel") in (None, "Channel::WebWidget", "Channel::Api"):
+            message["content_attributes"]["submitted_values"] = [item]
+            body = factories.answer(item["value"], message_id=message["id"], options=items,
+                                    content=message.get("content") or "", **ids)
+        else:
+            body = factories.tap(item, menu_id=message["id"], options=items, **ids)
         return await self.deliver(body, step=f"choose({choice!r})")
 
     async def resolve(self) -> BotFlow:
@@ -200,7 +218,23 @@ class BotFlow:
         for body, delivery_id in self._delivered:
             self.statuses.append(await self.server.deliver(body, delivery_id=delivery_id))
         await self.server.settle()
+        await self._report_failures()
         return self
+
+    async def _report_failures(self) -> None:
+        """Deliver what Chatwoot sends for each message the channel refused: `message_updated` with
+        `external_error`, within the same step (the bot may answer with another message)."""
+        for _ in range(5):
+            failed = self.fake.take_failures(self.conversation)
+            if not failed:
+                return
+            for message in failed:
+                error = message["content_attributes"]["external_error"]
+                await self.server.deliver(factories.delivery_failed(
+                    message["id"], error, content=message.get("content") or "",
+                    content_type=message.get("content_type") or "text",
+                    content_attributes=message["content_attributes"], **self._ids()))
+            await self.server.settle()
 
     async def redeliver(self) -> BotFlow:
         """Chatwoot delivers the last step's deliveries again (a retry keeps its delivery id)."""
@@ -236,6 +270,20 @@ class BotFlow:
         """What the bot did during the last step: the requests Chatwoot accepted, as actions."""
         found = (classify(r) for r in self.requests if r.status is not None and r.status < 400)
         return [a for a in found if a is not None]
+
+    def last_menu(self) -> tuple[dict[str, Any], list[dict[str, Any]], bool] | None:
+        """The last menu the bot sent here that the channel delivered: (message, items, numbered), where a
+        menu sent as numbered text has the items its lines show (titles only)."""
+        for message in reversed(self.fake.messages(self.conversation_id, self.account_id)):
+            if message.get("private") or message.get("message_type") != 1 or message.get("status") == "failed":
+                continue
+            if message.get("content_type") == "input_select":
+                return message, message["content_attributes"].get("items") or [], False
+            lines = [_NUMBERED.match(line) for line in str(message.get("content") or "").splitlines()]
+            items = [{"title": m.group(2), "value": m.group(2)} for m in lines if m]
+            if items:
+                return message, items, True
+        return None
 
     def last_input_select(self) -> dict[str, Any] | None:
         """The last input_select message the bot sent in this conversation, as the fake stores it."""
