@@ -18,7 +18,6 @@ class ConsoleChatwoot:
     dry_run = True
     busy = False  # printing never queues
 
-
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
         self._ids = itertools.count(1)
@@ -26,6 +25,14 @@ class ConsoleChatwoot:
 
     async def aclose(self) -> None:
         return None
+
+    async def version(self) -> str | None:
+        return None  # no Chatwoot to ask
+
+    async def get_conversation(self, account_id: int, conversation_id: int) -> dict[str, Any]:
+        """No Chatwoot to look at: the conversation as the bot's (pending, no assignee, no newer message), so a
+        stale turn (a retry, a replay) acts on its delivery alone, as it would on the first attempt."""
+        return {"id": conversation_id, "account_id": account_id, "status": "pending", "meta": {}, "messages": []}
 
     def _say(self, account_id: int, conversation_id: int, text: str) -> dict[str, Any]:
         print(f"[dry run] conversation {account_id}/{conversation_id}: {text}", file=self._out or sys.stdout,

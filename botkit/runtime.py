@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 class ChatwootActions(Protocol):
-    """The Chatwoot calls a bot's actions make (botkit/chatwoot/client.py documents each; the dry run prints)."""
+    """Every Chatwoot call the bot layer makes: a Context's actions, and the looks of botkit/turn.py before a stale
+    action and after an unclear create (botkit/chatwoot/client.py documents each; the dry run prints the actions
+    and, having no Chatwoot to look at, shows every conversation as the bot's). tests/test_chatwoot_actions.py
+    checks that each implementation offers them all."""
 
     dry_run: bool  # True: nothing reaches a Chatwoot (team names need no ids)
     metrics: NullMetrics  # where request counts go; `botkit serve` sets its Metrics
@@ -30,6 +33,14 @@ class ChatwootActions(Protocol):
     @property
     def busy(self) -> bool:
         """Requests are queueing: cosmetic calls (typing) should skip."""
+        ...
+
+    async def version(self) -> str | None:
+        """Chatwoot's version ("4.15.1"), or None when it cannot be told."""
+        ...
+
+    async def get_conversation(self, account_id: int, conversation_id: int) -> dict[str, Any]:
+        """The conversation as Chatwoot shows it now (`GET …/conversations/{id}`; bot tokens since 4.14.2)."""
         ...
 
     async def send_message(self, account_id: int, conversation_id: int, content: str | None = None, *,

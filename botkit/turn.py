@@ -33,9 +33,12 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botkit import events
+
+if TYPE_CHECKING:
+    from botkit.runtime import ChatwootActions
 
 log = logging.getLogger("botkit.turn")
 
@@ -219,14 +222,11 @@ class LookSwitch:
             self.on = False
             log.warning("looking before acting is off: %s; a stale or slow turn acts on the delivery alone", why)
 
-    async def check_version(self, chatwoot: Any) -> None:
+    async def check_version(self, chatwoot: ChatwootActions) -> None:
         """Turn off on a Chatwoot older than 4.14.2 (`GET /api` says its version)."""
         self.checked = True
-        version = getattr(chatwoot, "version", None)
-        if version is None:
-            return
         try:
-            found = version_tuple(await asyncio.wait_for(version(), 5.0))
+            found = version_tuple(await asyncio.wait_for(chatwoot.version(), 5.0))
         except Exception as exc:  # Chatwoot down at start-up: keep the check; a refused GET turns it off later
             log.debug("could not read Chatwoot's version (%s)", type(exc).__name__)
             return
@@ -244,8 +244,9 @@ class Lookout:
     why the conversation is no longer the bot's, or None (also when it cannot look: the actions go ahead).
     """
 
-    def __init__(self, chatwoot: Any, account_id: int, conversation_id: int, *, stale: bool, look_after: float,
-                 bot_id: int | None, after_message: int | None, switch: LookSwitch, waiting: bool = False) -> None:
+    def __init__(self, chatwoot: ChatwootActions, account_id: int, conversation_id: int, *, stale: bool,
+                 look_after: float, bot_id: int | None, after_message: int | None, switch: LookSwitch,
+                 waiting: bool = False) -> None:
         self.waiting = waiting  # a turn on a waiting message: the bot's own newer reply means it was answered
         self.switch = switch
         self.chatwoot = chatwoot
@@ -309,7 +310,7 @@ def why_not_the_bots(current: dict[str, Any], bot_id: int | None, after_message:
 FOUND, ABSENT, UNKNOWN = "found", "absent", "unknown"
 
 
-async def find_sent(chatwoot: Any, account_id: int, conversation_id: int, payload: dict[str, Any],
+async def find_sent(chatwoot: ChatwootActions, account_id: int, conversation_id: int, payload: dict[str, Any],
                     known: set[int]) -> tuple[str, dict[str, Any] | None]:
     """Was a message whose POST got no clear answer saved? Looks at the newest message of the conversation.
 
