@@ -296,7 +296,7 @@ class Agents:
         elif command.name == "bot":
             own["mode"] = "answer"
             await ctx.note(ctx.t_agents(BACK_WITH_BOT))
-            await ctx._act("back_to_bot", lambda: ctx.chatwoot.toggle_status(
+            await ctx.act("back_to_bot", lambda: ctx.chatwoot.toggle_status(
                 ctx.account_id, ctx.conversation_id, "pending"))
             await _turns(ctx).give_back(ctx.job.lane, "an agent handed it back to the bot")  # type: ignore[union-attr]
         elif command.name == "summary":
@@ -319,8 +319,8 @@ class Agents:
             await ctx.note(ctx.t_agents(ALREADY_SENT, number=number))
             return
         payload = chosen["payload"]
-        await ctx._act("send", lambda: ctx._post(payload["content"], content_type=payload["content_type"],
-                                                 content_attributes=payload["content_attributes"]))
+        await ctx.post(payload["content"], content_type=payload["content_type"],
+                       content_attributes=payload["content_attributes"], name="send")
         chosen["sent"] = True
         if self.summary != "off":
             remember(ctx.state, "bot", payload["content"])

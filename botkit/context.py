@@ -187,8 +187,16 @@ class Context:
         return self.catalogue.gettext(self.default_language, message, **values)
 
     # actions ------------------------------------------------------------------------------------------
-    async def _act(self, name: str, call: Callable[[], Awaitable[Any]],
-                   keep: Callable[[Any], Any] | None = None, *, visible: bool = True) -> Any:
+    async def act(self, name: str, call: Callable[[], Awaitable[Any]],
+                  keep: Callable[[Any], Any] | None = None, *, visible: bool = True) -> Any:
+        """Take one journaled action: `call()` makes one Chatwoot call (through `self.chatwoot`).
+
+        The n-th action of an event is recorded in the journal once it succeeds; when the event runs again, a
+        recorded action is skipped and gives back what was kept of its result. `keep` picks what is kept
+        (JSON; by default a few identifiers, never message contents). A `visible` action is one the
+        conversation shows: a stale or slow turn looks before it, and it is dropped (None) when the
+        conversation is no longer the bot's (botkit.turn.Lookout). `name` is for the logs.
+        Every action of Context goes through here; other modules use it for a call Context has no method for."""
         step, done, recorded = self.journal.take()
         if done:
             log.info("skipping %s: it already succeeded in an earlier attempt", name, extra=self._log_extra())
@@ -215,6 +223,16 @@ class Context:
             log.info("not sending %s: %s", name, self.dropped, extra=self._log_extra())
             return False
         return True
+
+    async def post(self, content: str | None, *, private: bool = False, content_type: str = "text",
+                   content_attributes: dict[str, Any] | None = None, echo_id: str | None = None,
+                   name: str = "post") -> Any:
+        """Post exactly this message (or a private note), as one journaled action (`act`): no channel rendering,
+        no suggest mode, no Liquid escaping (`reply` and `send` do those first). When Chatwoot's answer does
+        not say whether it was saved, the conversation is looked at and it is sent again only if it is not
+        there (botkit.turn.find_sent); when that cannot be told, DeliveryUnknown is raised."""
+        return await self.act(name, lambda: self._post(content, private=private, content_type=content_type,
+                                                       content_attributes=content_attributes, echo_id=echo_id))
 
     async def _post(self, content: str | None, *, private: bool = False, content_type: str = "text",
                     content_attributes: dict[str, Any] | None = None, echo_id: str | None = None) -> Any:
@@ -257,7 +275,7 @@ class Context:
         """Compute a value once per event, like an action: a retried event gets the first attempt's result
         (JSON) back. For decisions later actions depend on, e.g. a model's answer, so a retry after a failed
         action replays the same decision instead of asking again and getting another."""
-        return await self._act(name, compute, keep=lambda result: result, visible=False)
+        return await self.act(name, compute, keep=lambda result: result, visible=False)
 
     @property
     def can_reply(self) -> bool:
@@ -303,7 +321,7 @@ class Context:
         for part in plan(self.channel, payload["content"] if payload else None, attached, rich=rich):
             if part.files:
                 text = part.text if liquid or not part.text else as_written(part.text)
-                result = await self._act("reply", lambda part=part, text=text: self.chatwoot.send_message(
+                result = await self.act("reply", lambda part=part, text=text: self.chatwoot.send_message(
                     self.account_id, self.conversation_id, text, attachments=part.files, echo_id=echo_id))
             elif rich and rendered is not None:
                 result = await self.send(rendered, echo_id=echo_id, liquid=liquid)
@@ -324,9 +342,8 @@ class Context:
             log.warning("not sending an empty message: channels drop it without a word", extra=self._log_extra())
             return None
         content = content if liquid else as_written(content)
-        result = await self._act("reply", lambda: self._post(
-            content, content_type=payload["content_type"], content_attributes=payload["content_attributes"],
-            echo_id=echo_id))
+        result = await self.post(content, content_type=payload["content_type"],
+                                 content_attributes=payload["content_attributes"], echo_id=echo_id, name="reply")
         if self.memory is not None and isinstance(result, dict):
             self.memory.remember(result.get("id"), rendered)
         if self.dropped is None and self.agents is not None and self.agents.summary != "off":
@@ -336,7 +353,7 @@ class Context:
     async def note(self, text: str, *, liquid: bool = False) -> Any:
         """A private note: agents see it, the contact does not. Text arrives as written (see `reply`)."""
         content = text if liquid else as_written(text)
-        return await self._act("note", lambda: self._post(content, private=True))
+        return await self.post(content, private=True, name="note")
 
     async def typing(self, on: bool = True) -> None:
         """Show (or stop showing) the bot typing. Cosmetic: not journaled, failures only logged, and skipped
@@ -351,11 +368,11 @@ class Context:
 
     async def assign_team(self, team: str | int) -> Any:
         team_id = self.teams.id_of(team)
-        return await self._act("assign_team", lambda: self.chatwoot.assign_team(
+        return await self.act("assign_team", lambda: self.chatwoot.assign_team(
             self.account_id, self.conversation_id, team_id))
 
     async def assign_agent(self, agent_id: int) -> Any:
-        return await self._act("assign_agent", lambda: self.chatwoot.assign_agent(
+        return await self.act("assign_agent", lambda: self.chatwoot.assign_agent(
             self.account_id, self.conversation_id, agent_id))
 
     async def handoff(self, *, team: str | int | None = None, note: str | None = None,
@@ -380,7 +397,7 @@ class Context:
         """The hand-off itself: open the conversation (journaled), count it once, and record that humans hold
         it (also where Chatwoot keeps it assigned to the bot). Nothing when this turn's actions are dropped."""
         first_time = not self.journal.next_is_recorded  # a retried event skips the journaled hand-off: count it once
-        done = await self._act("handoff", lambda: self.chatwoot.toggle_status(
+        done = await self.act("handoff", lambda: self.chatwoot.toggle_status(
             self.account_id, self.conversation_id, "open"))
         if self.dropped is not None and done is None:
             return
@@ -391,28 +408,28 @@ class Context:
             await self.turns.hold_for_humans(self.job.lane, "the bot handed off")
 
     async def resolve(self) -> Any:
-        return await self._act("resolve", lambda: self.chatwoot.toggle_status(
+        return await self.act("resolve", lambda: self.chatwoot.toggle_status(
             self.account_id, self.conversation_id, "resolved"))
 
     async def snooze(self, until: datetime | int) -> Any:
-        return await self._act("snooze", lambda: self.chatwoot.toggle_status(
+        return await self.act("snooze", lambda: self.chatwoot.toggle_status(
             self.account_id, self.conversation_id, "snoozed", snoozed_until=until))
 
     async def set_priority(self, priority: str | None) -> Any:
-        return await self._act("set_priority", lambda: self.chatwoot.toggle_priority(
+        return await self.act("set_priority", lambda: self.chatwoot.toggle_priority(
             self.account_id, self.conversation_id, priority))
 
     async def add_labels(self, *labels: str) -> Any:
-        return await self._act("add_labels", lambda: self.chatwoot.add_labels(
+        return await self.act("add_labels", lambda: self.chatwoot.add_labels(
             self.account_id, self.conversation_id, list(labels)))
 
     async def remove_labels(self, *labels: str) -> Any:
-        return await self._act("remove_labels", lambda: self.chatwoot.remove_labels(
+        return await self.act("remove_labels", lambda: self.chatwoot.remove_labels(
             self.account_id, self.conversation_id, list(labels)))
 
     async def set_attributes(self, **attributes: Any) -> Any:
         """Merge into the conversation's custom attributes (Chatwoot's own call replaces them all)."""
-        return await self._act("set_attributes", lambda: self.chatwoot.set_custom_attributes(
+        return await self.act("set_attributes", lambda: self.chatwoot.set_custom_attributes(
             self.account_id, self.conversation_id, attributes))
 
 

@@ -160,3 +160,20 @@ async def test_typing_is_skipped_while_chatwoot_is_busy_and_state_is_the_one_giv
     ctx = await context(MemoryStore(), actions, state=state)
     await ctx.typing(True)
     assert actions.calls == [] and ctx.state is state
+
+
+async def test_act_and_post_are_the_journaled_seam_for_a_call_context_has_no_method_for():
+    """What botkit/agents.py (an agent's `/bot`, `/send`) and a plugin use: retried, both are skipped."""
+    store, actions = MemoryStore(), Actions(fail_on="agent")
+    for attempt in (1, 2):
+        ctx = await context(store, actions)
+        await ctx.act("back to pending", lambda ctx=ctx: actions.toggle_status(ctx.account_id, ctx.conversation_id,
+                                                                              "pending"))
+        sent = await ctx.post("Your parcel left today.", content_type="text", name="send")
+        assert sent == {"id": 2}  # what the journal keeps: the id, never the text
+        if attempt == 1:
+            with pytest.raises(ConnectionError):
+                await ctx.assign_agent(7)
+        else:
+            await ctx.assign_agent(7)
+    assert actions.calls == [("status", ("pending",)), ("reply", ("Your parcel left today.",)), ("agent", (7,))]
