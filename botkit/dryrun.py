@@ -29,7 +29,8 @@ class ConsoleChatwoot:
     async def version(self) -> str | None:
         return None  # no Chatwoot to ask
 
-    async def get_conversation(self, account_id: int, conversation_id: int) -> dict[str, Any]:
+    async def get_conversation(self, account_id: int, conversation_id: int, *,
+                               retry_500: bool = True) -> dict[str, Any]:
         """No Chatwoot to look at: the conversation as the bot's (pending, no assignee, no newer message), so a
         stale turn (a retry, a replay) acts on its delivery alone, as it would on the first attempt."""
         return {"id": conversation_id, "account_id": account_id, "status": "pending", "meta": {}, "messages": []}

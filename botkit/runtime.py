@@ -39,8 +39,10 @@ class ChatwootActions(Protocol):
         """Chatwoot's version ("4.15.1"), or None when it cannot be told."""
         ...
 
-    async def get_conversation(self, account_id: int, conversation_id: int) -> dict[str, Any]:
-        """The conversation as Chatwoot shows it now (`GET …/conversations/{id}`; bot tokens since 4.14.2)."""
+    async def get_conversation(self, account_id: int, conversation_id: int, *,
+                               retry_500: bool = True) -> dict[str, Any]:
+        """The conversation as Chatwoot shows it now (`GET …/conversations/{id}`; bot tokens since 4.14.2);
+        `retry_500=False` raises a 500 at once."""
         ...
 
     async def send_message(self, account_id: int, conversation_id: int, content: str | None = None, *,

@@ -25,6 +25,9 @@ turns off, and Chatwoot's delivery alone does not tell (`status` stays `pending`
   before its first action, and drops its actions when the conversation is no longer the bot's.
 - **Ambiguous creates** (`find_sent`): after a message POST whose outcome is unknown, the newest message of
   the conversation (the GET's `messages[0]`, any kind) tells whether it was saved.
+- Both looks take a failed GET as "cannot look": the turn acts on its delivery alone, the unclear create is
+  handed off. A 500 is not retried (`cannot_look`: Chatwoot up to 4.15.1 answers it for a conversation with
+  a team).
 """
 
 from __future__ import annotations
@@ -270,13 +273,13 @@ class Lookout:
             if not self.switch.on:
                 return None
         try:
-            current = await self.chatwoot.get_conversation(self.account_id, self.conversation_id)
+            current = await self.chatwoot.get_conversation(self.account_id, self.conversation_id, retry_500=False)
         except NotAuthorizedForBots:
             self.switch.turn_off("this Chatwoot does not let a bot token GET a conversation (4.14.2+ does)")
             return None
         except Exception as exc:  # cannot look: act as before rather than drop a turn that may be the bot's
             log.warning("could not look at the conversation before acting (%s); acting on the delivery alone",
-                        type(exc).__name__)
+                        cannot_look(exc))
             return None
         finally:
             self._last = time.monotonic()
@@ -284,6 +287,15 @@ class Lookout:
 
     def acted(self) -> None:
         self._last = time.monotonic()
+
+
+def cannot_look(exc: Exception) -> str:
+    """Why a GET of the conversation failed, for the log. A 500 is not retried there: up to 4.15.1 Chatwoot
+    answers it for every conversation with a team (`app/views/api/v1/conversations/partials/_team.json.jbuilder`),
+    so retrying would only wait out the retry deadline at each look."""
+    if getattr(exc, "status", None) == 500:
+        return "Chatwoot answered 500, as it does up to 4.15.1 for a conversation with a team: upgrade Chatwoot"
+    return type(exc).__name__
 
 
 def why_not_the_bots(current: dict[str, Any], bot_id: int | None, after_message: int = 0, *,
@@ -320,9 +332,9 @@ async def find_sent(chatwoot: ChatwootActions, account_id: int, conversation_id:
     GET failed, or the newest message is neither.
     """
     try:
-        current = await chatwoot.get_conversation(account_id, conversation_id)
+        current = await chatwoot.get_conversation(account_id, conversation_id, retry_500=False)
     except Exception as exc:
-        log.warning("could not look for the message after an unclear answer (%s)", type(exc).__name__)
+        log.warning("could not look for the message after an unclear answer (%s)", cannot_look(exc))
         return UNKNOWN, None
     newest = (current.get("messages") or [None])[0]
     if not isinstance(newest, dict):

@@ -199,9 +199,11 @@ class ChatwootClient(AdminEndpoints):
         idempotent: bool,
         json: Any = None,
         files: Sequence[File] = (),
+        final: frozenset[int] = frozenset(),
         **params: Any,
     ) -> Any:
         """Send one API request under the retry policy; returns the parsed JSON body ({} when empty).
+        `final`: statuses raised at once, not retried (a 500 a look cannot get past).
 
         The first attempt runs outside tenacity: most calls succeed at once, and tenacity's machinery costs
         ~0.1 ms of CPU a call (bench/client.py --cpu). Its failure, if retry-safe, is the first attempt of
@@ -213,14 +215,18 @@ class ChatwootClient(AdminEndpoints):
         endpoint = f"{method} {template}"
         path = template.format(**params)
         began = time.monotonic()
+
+        def retry_safe(error: BaseException) -> bool:
+            return _is_retry_safe(error) and getattr(error, "status", None) not in final
+
         try:
             return await self._send_once(method, path, endpoint, json, idempotent, files)
         except ChatwootError as error:
-            if not _is_retry_safe(error):
+            if not retry_safe(error):
                 raise
             first_failure: ChatwootError | None = error
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_retry_safe),
+            retry=retry_if_exception(retry_safe),
             wait=self._backoff,
             stop=stop_before_delay(self.deadline - (time.monotonic() - began)),
             before_sleep=lambda state: (_log_retry(state), self.metrics.chatwoot_retry(endpoint)),
@@ -348,10 +354,14 @@ class ChatwootClient(AdminEndpoints):
         result = await self._request("GET", "/api", idempotent=True)
         return result.get("version") if isinstance(result, dict) else None
 
-    async def get_conversation(self, account_id: int, conversation_id: int) -> dict:
+    async def get_conversation(self, account_id: int, conversation_id: int, *, retry_500: bool = True) -> dict:
+        """The conversation (`GET …/conversations/{id}`; bot tokens since 4.14.2). `retry_500=False`: a 500 is
+        raised at once: up to 4.15.1 Chatwoot answers a bot 500 for every conversation with a team
+        (`app/views/api/v1/conversations/partials/_team.json.jbuilder`), so retrying it only waits."""
         return await self._request(
             "GET", "/api/v1/accounts/{account_id}/conversations/{conversation_id}",
-            idempotent=True, account_id=account_id, conversation_id=conversation_id,
+            idempotent=True, final=frozenset() if retry_500 else frozenset({500}),
+            account_id=account_id, conversation_id=conversation_id,
         )
 
     async def create_conversation(

@@ -26,7 +26,8 @@ contact "sent", for incoming attachments).
 Every request is recorded with the status it was answered (`fake.requests`, `fake.requests_to(...)`), and
 faults can be injected on demand: `fail_next` (before anything is saved), `fail_after_next` (saved, then
 answered 500 or 502), `rate_limit_next`, `deny_bots_next`, `delay_next` and `drop_response_next` (the
-request is processed, then never answered). `GET` of a conversation shows its newest message of any kind.
+request is processed, then never answered). `GET` of a conversation shows its newest message of any kind;
+`team_show_fails = True` makes a bot's GET of a conversation with a team answer 500, as Chatwoot up to 4.15.1 does.
 `GET /api` answers the version, as
 Chatwoot does, without a token.
 
@@ -398,6 +399,9 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
     ) -> None:
         self.bot_endpoints = bot_endpoints
         self.version = "4.15.1"  # what GET /api reports
+        # Chatwoot up to 4.15.1: a bot's GET of a conversation with a team answers 500, as
+        # app/views/api/v1/conversations/partials/_team.json.jbuilder calls `Current.user.teams` (fixed in #15612)
+        self.team_show_fails = False
         self.requests_per_minute = requests_per_minute
         self.messages_per_minute = messages_per_minute
         self.clock = clock
@@ -913,7 +917,11 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
     # Conversations ------------------------------------------------------------------------------------
 
     async def _show_conversation(self, request: Request, principal: Principal) -> Response:
-        return JSONResponse(self._conversation_json(self._find_conversation(request)))
+        conversation = self._find_conversation(request)
+        if self.team_show_fails and principal.kind == "bot" and conversation.team_id is not None:
+            # the exception in the view, as Rails renders it for a JSON request
+            return JSONResponse({"status": 500, "error": "Internal Server Error"}, status_code=500)
+        return JSONResponse(self._conversation_json(conversation))
 
     async def _update_conversation(self, request: Request, principal: Principal) -> Response:
         conversation = self._find_conversation(request)
