@@ -317,3 +317,19 @@ def test_kb_json_faq(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     main(["kb", "search", "ship abroad"])
     assert "1. [faq] Do you ship abroad?" in capsys.readouterr().out
+
+
+def test_kb_reindex_after_changing_the_embeddings(cli_env: Path, docs: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kb", "add", str(docs)]) == 0
+    monkeypatch.setenv("BOTKIT_KB_EMBEDDINGS", "minilm")
+    capsys.readouterr()
+    assert main(["kb", "search", "paypal"]) == 2
+    assert "indexed with embeddings 'none' but BOTKIT_KB_EMBEDDINGS is 'minilm'" in capsys.readouterr().err
+    assert main(["kb", "reindex"]) == 0
+    assert "0 added, 6 updated" in capsys.readouterr().err
+    main(["kb", "stats"])
+    assert "\tminilm" in capsys.readouterr().out
+    main(["kb", "search", "which ways can I pay"])
+    out = capsys.readouterr().out
+    assert out.startswith("verdict: answer") and "Can I pay with PayPal?" in out and "cosine" in out
