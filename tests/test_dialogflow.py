@@ -17,6 +17,7 @@ from botkit.rich import InputSelect, Option
 from botkit.summary import HEADER
 from botkit.testing import factories
 from botkit.testing.fake_dialogflow import FakeDialogflow, LiveAgentHandoff, dialogflow_payload, handoff, resolve
+from botkit.testing.flow import BotFlow
 from botkit.testing.harness import BotServer
 from bots.dialogflow_agent import make_bot
 
@@ -113,6 +114,18 @@ async def test_rich_payload_then_the_contacts_choice_is_the_next_query(server, d
     await server.settle()
     assert dialogflow.queries() == ["menu", "track_order"]
     assert server.fake.messages(128)[-1]["content"] == "Please give me your order number."
+
+
+async def test_a_whatsapp_tap_is_the_options_value_as_on_the_widget(dialogflow):
+    bot = make_bot(project_id="acme-support", client=dialogflow.es_client())
+    dialogflow.on("menu", dialogflow_payload(MENU.to_payload()))
+    dialogflow.on("track_order", "Please give me your order number.")
+    async with BotFlow.start(bot, teams="billing=3", channel="whatsapp") as flow:
+        await flow.send("menu")
+        flow.expect_reply("What can I help you with?", options=["Track my order", "Talk to a person"])
+        await flow.choose("Track my order")  # WhatsApp sends the title as a new message
+        flow.expect_reply("Please give me your order number.")
+    assert dialogflow.queries() == ["menu", "track_order"]
 
 
 async def test_handoff_payload_opens_the_conversation(server, dialogflow):

@@ -5,7 +5,9 @@ migrate from, so the mapping is the same:
 
 - the session id is `conversation.contact_inbox.source_id`;
 - the query is the message's content, or the first submitted value of an `input_select` answer
-  (`message_updated`); forms and emails are not sent, as in Chatwoot;
+  (`message_updated`); forms and emails are not sent, as in Chatwoot. botkit goes further on channels whose
+  answer is a new message (a WhatsApp title, a number typed back: botkit.menus): the query is the picked
+  option's value there too, the same on every channel;
 - each fulfillment message, in order: a text -> a reply (its first variant); a custom payload -> a Chatwoot
   message as-is (`content`, `content_type`, `content_attributes`: how rich messages are sent); a payload
   with `"action": "handoff"` -> the hand-off (the conversation is opened), `"action": "resolve"` -> resolve.
@@ -271,6 +273,10 @@ def query_text(ctx: Context) -> str:
     message = ctx.message
     if message is None:
         return ""
+    if ctx.event.name == "message_created" and ctx.answer is not None and ctx.submitted:
+        value = ctx.submitted[0].get("value")  # a tap or a typed number that botkit matched to its menu
+        if value not in (None, ""):
+            return str(value)
     if ctx.event.name == "message_updated":
         if message.content_type != "input_select" or not ctx.submitted:
             return ""
