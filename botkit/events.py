@@ -19,6 +19,8 @@ from typing import Annotated, Any, ClassVar
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from botkit.errors import GiveUp
+
 MESSAGE_EVENTS = frozenset({"message_created", "message_updated"})
 CONVERSATION_EVENTS = frozenset(
     {
@@ -287,8 +289,8 @@ class UnknownEvent(Event):
     """An event this version of botkit does not know. Tolerated, never handled."""
 
 
-class MalformedEvent(ValueError):
-    """The body is not a Chatwoot event."""
+class MalformedEvent(GiveUp, ValueError):
+    """The body is not a Chatwoot event (retrying cannot make it one)."""
 
 
 def normalize(payload: Any) -> dict[str, Any]:

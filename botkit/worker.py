@@ -2,9 +2,9 @@
 
 The store hands out only the head of each lane (one conversation), so one conversation's events run one at a
 time in arrival order while up to `concurrency` conversations run at once. A failing event is retried with
-exponential backoff; after `max_attempts` (or at once, for an error that says retrying cannot help) it becomes
-a dead letter and its bot's `on_dead_letter` runs, which hands the conversation to a human so no customer is
-left waiting on a broken bot.
+exponential backoff; after `max_attempts` (or at once, when retrying cannot help: the one rule of
+`botkit.errors.fails_for_good`) it becomes a dead letter and its bot's `on_dead_letter` runs, which hands the
+conversation to a human so no customer is left waiting on a broken bot.
 
 An event in flight when its worker died counts an attempt too (`Store.recover`, SQLite), so an event that
 kills its worker ends as a dead letter instead of a crash loop. After one death the worker goes on at full
@@ -27,11 +27,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from botkit import events, logs, tracing
-from botkit.errors import GiveUp
+from botkit.errors import GiveUp, fails_for_good
 from botkit.runtime import ServedBot
 from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable, bot_of
 
 log = logging.getLogger("botkit.worker")
+
+class NoSuchBot(GiveUp):
+    """The event's lane names a bot this server does not serve."""
+
 
 class OutOfAttempts(GiveUp):
     """An event was in flight each time its worker died (`Store.recover` counts those): a dead letter now,
@@ -164,7 +168,7 @@ class Worker:
         log.debug("handling (attempt %d)", job.attempts + 1)
         try:
             if bot is None:
-                raise LookupError(f"no bot named {bot_of(job.lane)!r} is served here")
+                raise NoSuchBot(f"no bot named {bot_of(job.lane)!r} is served here")
             if job.attempts >= self.max_attempts:  # failures never get here: a worker died with it in hand
                 raise OutOfAttempts(f"its worker stopped (killed or crashed) while handling it, and its "
                                     f"{job.attempts} attempts are used up; it is not run again")
@@ -210,10 +214,7 @@ class Worker:
         ran = not isinstance(exc, OutOfAttempts)  # an event out of attempts was not run this time
         attempt = job.attempts + 1 if ran else job.attempts
         reason = _describe(exc)
-        # GiveUp: the handler says so; `transient = False`: a Chatwoot refusal a retry would meet again
-        hopeless = (isinstance(exc, GiveUp | events.MalformedEvent | LookupError)
-                    or getattr(exc, "transient", True) is False)
-        if attempt < self.max_attempts and not hopeless:
+        if attempt < self.max_attempts and not fails_for_good(exc):
             delay = self.backoff * 2 ** job.attempts * random.uniform(0.5, 1.0)
             log.warning("event failed (attempt %d of %d, retrying in %.1f s): %s",
                         attempt, self.max_attempts, delay, reason, extra=extra)

@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 
+from botkit import GiveUp
 from botkit.app import build_app
+from botkit.chatwoot import DeliveryUnknown, NotFound, ServerError
 from botkit.config import load_settings
 from botkit.testing.server import serve_app
 from tests.conftest import SECRET, message, signed
@@ -146,6 +148,52 @@ async def test_an_error_that_says_retrying_cannot_help_is_dead_lettered_at_once(
         await post(client, message(1, 10))
         await wait_for(lambda: bot.dead)
     assert bot.attempts == {10: 1}
+
+
+class MarkedFalse(Exception):
+    transient = False  # not botkit's rule: only GiveUp and the Chatwoot client's own errors fail for good
+
+
+# The one rule (botkit/errors.py): GiveUp, or a Chatwoot error a retry would meet again, fails for good.
+FAILURES = {
+    "GiveUp": (lambda: GiveUp("no order with this number"), 1),
+    "Chatwoot's 404": (lambda: NotFound("no such conversation", status=404), 1),
+    "an unclear create": (lambda: DeliveryUnknown("no answer came"), 1),
+    "Chatwoot's 503": (lambda: ServerError("Service Unavailable", status=503), 3),
+    "a KeyError": (lambda: KeyError("price"), 3),
+    "another exception marked transient = False": (MarkedFalse, 3),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+async def test_one_rule_says_which_failures_are_for_good(failure):
+    error, attempts = FAILURES[failure]
+
+    class Bot(Flaky):
+        async def handle(self, event, job):
+            self.attempts[event.message.id] = self.attempts.get(event.message.id, 0) + 1
+            raise error()
+
+    bot = Bot(0)
+    app = build_app(make_settings(botkit_max_attempts=3), bot)
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+        await post(client, message(1, 10))
+        await wait_for(lambda: bot.dead)
+    assert bot.attempts == {10: attempts}
+
+
+async def test_an_event_for_a_bot_not_served_here_is_a_dead_letter_at_once():
+    app = build_app(make_settings(botkit_max_attempts=3), Flaky(0))
+    async with serve_app(app):
+        store = app.state.receiver.store
+        await store.enqueue(keys=["d-1"], lane="elsewhere/1:1", event="message_created",
+                            body=b'{"event": "message_created"}', delivery_id="d-1")
+        letters = []
+        while not letters:
+            letters = await store.dead_letters()
+            await asyncio.sleep(0.01)
+    [letter] = letters
+    assert letter.attempts == 1 and "no bot named 'elsewhere' is served here" in letter.error
 
 
 async def test_shutdown_hands_unfinished_events_back(tmp_path):
