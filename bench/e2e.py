@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CONVERSATIONS = 3000
 
 FAKE = textwrap.dedent("""
-    import sys, json, uvicorn
+    import asyncio, sys, json, uvicorn
     from starlette.responses import JSONResponse
     from starlette.routing import Route
     from botkit.testing.fake_chatwoot import FakeChatwoot
 
     fake = FakeChatwoot()
-    for n in range(1, %(conversations)d + 1):
+    for n in range(1, (int(sys.argv[2]) if len(sys.argv) > 2 else %(conversations)d) + 1):
         fake.add_conversation(conversation_id=n, status="pending")
 
     async def replies(request):
@@ -61,8 +61,13 @@ FAKE = textwrap.dedent("""
     async def webhook(request):  # answers ack.py's readiness probe
         return JSONResponse({})
 
+    async def model(request):  # bench/peers.py: a language model that takes ?seconds= to answer
+        await asyncio.sleep(float(request.query_params.get("seconds", "1")))
+        return JSONResponse({"text": "Here is what I found about that."})
+
     fake.app.router.routes[:0] = [Route("/__bench/replies", replies), Route("/__bench/credentials", credentials),
-                                  Route("/webhook", webhook, methods=["POST"])]
+                                  Route("/webhook", webhook, methods=["POST"]),
+                                  Route("/__bench/model", model, methods=["POST"])]
     uvicorn.run(fake.app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
                 log_level="warning", access_log=False)
 """) % {"conversations": CONVERSATIONS}
