@@ -63,6 +63,7 @@ NO_SUCH_SUGGESTION = i18n.N_("There is no suggestion {number} to send; there are
 ALREADY_SENT = i18n.N_("Suggestion {number} was already sent.")
 NEEDS_TURNS = i18n.N_("{prefix}{command} needs the bot's yield_to_humans policy, which is off.")
 OUTSIDE_HOURS = i18n.N_("outside business hours: the contact was told people are back {when}")
+WITH_FILES = i18n.N_("(with the files {names}: attach them yourself)")
 OUTSIDE_HOURS_UNKNOWN = i18n.N_("outside business hours: no opening time is known")
 # What the contact reads, in their language (botkit/i18n.py; `make i18n` extracts them).
 BACK_AT = i18n.N_("Our team is away right now and back on {when}. I've passed your conversation on; "
@@ -171,14 +172,17 @@ class Agents:
         if ctx.suggesting and ctx.event.name == "message_created":
             _own(ctx.state)["suggestions"] = []
 
-    async def suggest(self, ctx: Context, payload: dict[str, Any]) -> Any:
-        """A reply in suggest mode: a private note numbered for `/send n`, the payload kept for it."""
+    async def suggest(self, ctx: Context, payload: dict[str, Any], files: list[str] | None = None) -> Any:
+        """A reply in suggest mode: a private note numbered for `/send n`, the payload kept for it. Files are
+        only named in the note (`/send` posts the text; an agent attaches the files)."""
         suggestions = _own(ctx.state).setdefault("suggestions", [])
         number = len(suggestions) + 1
         suggestions.append({"payload": payload, "sent": False})
         from botkit.channels import numbered_text
 
         text = payload["content"] if payload["content_type"] == "text" else numbered_text(payload)
+        if files:
+            text = "\n".join(filter(None, [text, ctx.t_agents(WITH_FILES, names=", ".join(files))]))
         return await ctx.note(ctx.t_agents(SUGGESTION, number=number, prefix=self.prefix) + "\n" + text)
 
     async def after_handlers(self, ctx: Context) -> None:

@@ -50,7 +50,7 @@ class AgentsDesk(Protocol):
 
     summary: str  # auto, model, built, off
 
-    async def suggest(self, ctx: Context, payload: dict[str, Any]) -> Any: ...
+    async def suggest(self, ctx: Context, payload: dict[str, Any], files: list[str] | None = None) -> Any: ...
 
     async def handoff(self, ctx: Context, *, team: str | int | None, note: str | None, message: str | None,
                       reason: str) -> None: ...
@@ -302,10 +302,12 @@ class Context:
         botkit/files.py), they go in several, each journaled. Text arrives as written; with `liquid=True`
         Chatwoot renders `{{contact.name}}` and other Liquid in it. An empty text is not sent.
         Returns the result of the last message sent. In suggest mode it becomes a private note agents may
-        send with `/send` (botkit/agents.py)."""
-        if self.suggesting and message is not None:
+        send with `/send` (botkit/agents.py); the files are named in it, and agents attach them themselves."""
+        if self.suggesting:
             assert self.agents is not None, "suggest mode needs the bot's agents (botkit/agents.py)"
-            return await self.agents.suggest(self, self.render(message).payload)
+            names = [f.name if isinstance(f, File) else Path(f).name for f in files]
+            payload = self.render(message if message is not None else "").payload
+            return await self.agents.suggest(self, payload, files=names)
         if not self.can_reply:
             await self.cannot_reply()
             return None

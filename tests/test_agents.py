@@ -206,3 +206,19 @@ def test_hours_from_chatwoot_need_an_administrators_token():
     with pytest.raises(ConfigError, match="BOTKIT_HOURS=chatwoot reads each inbox's working hours with an "
                                           "administrator's token: set CHATWOOT_ADMIN_TOKEN and CHATWOOT_BASE_URL."):
         Agents.from_settings(load_settings(env_file=None, botkit_hours="chatwoot"))
+
+
+async def test_a_reply_with_files_in_suggest_mode_sends_nothing_public(bot_flow):
+    from botkit.files import File
+
+    bot = Bot("files", mode="suggest")
+
+    @bot.fallback
+    async def invoice(ctx: Context) -> None:
+        await ctx.reply("Here is your invoice.", files=[File("invoice.pdf", b"%PDF-1.4", "application/pdf")])
+
+    flow = await bot_flow(bot)
+    await flow.send("my invoice please")
+    flow.expect_note("Suggestion 1 (/send 1 to send it):\nHere is your invoice.\n"
+                     "(with the files invoice.pdf: attach them yourself)")
+    assert public(flow) == []
