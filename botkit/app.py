@@ -129,6 +129,9 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
     app = create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
                      on_shutdown=close_clients, metrics=metrics)
     app.state.close_clients = close_clients
+    from botkit.console.server import add_console
+
+    add_console(app, settings, store)  # /console, only with BOTKIT_CONSOLE_TOKEN
     return app
 
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botkit import channels, events, i18n, turn
+from botkit import channels, events, i18n, outcomes, turn
 from botkit.agents import Agents, due_event, is_due_event
 from botkit.config import ConfigError
 from botkit.context import Context
@@ -33,6 +33,7 @@ from botkit.router import MESSAGES, Handler, Router, check_order, passes
 from botkit.store.base import Job
 from botkit.teams import Teams
 from botkit.templates import template_of
+from botkit.timeline import Timeline
 
 if TYPE_CHECKING:
     from botkit.runtime import Runtime
@@ -223,6 +224,19 @@ class Bot:
 
     # running ------------------------------------------------------------------------------------------
     async def handle(self, event: events.Event, job: Job) -> None:
+        """Run the event through the policies and the handlers, recording its timeline (botkit/timeline.py)."""
+        timeline = outcomes.timeline_for(self, event, job)
+        token = timeline.bind()
+        try:
+            await self._handle(event, job, timeline)
+        except BaseException as exc:
+            timeline.error = type(exc).__name__
+            raise
+        finally:
+            Timeline.unbind(token)
+            await outcomes.save(self.runtime, timeline, event)
+
+    async def _handle(self, event: events.Event, job: Job, timeline: Timeline) -> None:
         runtime = self._bound()
         store = runtime.store
         if event.name == "conversation_resolved":
@@ -252,12 +266,16 @@ class Bot:
                                                                      "conversation_status_changed")
         if not (admitted or maybe_suggest or watch):  # watch: an agent may take a conversation waiting for opening
             log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
+            timeline.add("policy", "humans have this conversation: the bot stays silent" if held
+                         else "not the bot's business")
             return
+        timeline.add("policy", "an agent's command" if command is not None else "admitted" if admitted
+                     else "suggesting to the agents" if maybe_suggest else "watching for opening time")
         state = await store.get_state(job.lane)
         memory = Memory.take(state, now=time.time(), ttl=self.menu_ttl)
         before = json.dumps([state, memory.dump()], sort_keys=True)  # handlers may change nested values in place
         journal = await Journal.open(store, job.key)
-        ctx = self._context(event, job, runtime, state, journal)
+        ctx = self._context(event, job, runtime, state, journal, timeline)
         ctx.suggesting = self.agents.mode_of(event, state) == "suggest"
         ctx.memory, ctx.template, ctx.failure = memory, template, failure
         if failure is not None:
@@ -346,11 +364,12 @@ class Bot:
         return self.runtime
 
     def _context(self, event: events.Event, job: Job, runtime: Runtime, state: dict[str, Any],
-                 journal: Journal) -> Context:
+                 journal: Journal, timeline: Timeline) -> Context:
         return Context(event, job, chatwoot=runtime.chatwoot, journal=journal, teams=self.teams, state=state,
                        metrics=runtime.metrics, when_cannot_reply=self.when_cannot_reply, catalogue=self.catalogue,
                        language=self.language, default_language=self.default_language, media=self.media,
-                       turns=self.turns if self.policies.yield_to_humans else None, agents=self.agents)
+                       turns=self.turns if self.policies.yield_to_humans else None, agents=self.agents,
+                       timeline=timeline)
 
     def _take_answer(self, ctx: Context, memory: Memory) -> bool:
         """Match the contact's message to a menu the bot sent (`ctx.answer`); False when it answers a menu
@@ -426,12 +445,23 @@ class Bot:
         async def run_handlers(ctx: Context) -> bool:
             for handler in handlers:
                 started = time.perf_counter()
-                with observed.handling(handler.label):  # times, counts errors, names it in logs
-                    handled = await handler.handle(ctx)
-                log.debug("%s %s in %.1f ms", handler.label, "passed" if passes(handled) else "handled the event",
-                          (time.perf_counter() - started) * 1000,
+                try:
+                    with observed.handling(handler.label):  # times, counts errors, names it in logs
+                        handled = await handler.handle(ctx)
+                except Exception:
+                    if ctx.timeline is not None:  # it took the event and failed: its outcome is its own
+                        ctx.timeline.handler = handler.label
+                        ctx.timeline.add("handler", handler.label, (time.perf_counter() - started) * 1000,
+                                         failed=True)
+                    raise
+                ms = (time.perf_counter() - started) * 1000
+                log.debug("%s %s in %.1f ms", handler.label, "passed" if passes(handled) else "handled the event", ms,
                           extra={"delivery_id": ctx.job.delivery_id, "handler": handler.label})
+                if ctx.timeline is not None:
+                    ctx.timeline.add("handler", handler.label, ms, handled=not passes(handled))
                 if not passes(handled):
+                    if ctx.timeline is not None:
+                        ctx.timeline.handler = handler.label
                     return True
             return False
 
@@ -455,11 +485,17 @@ class Bot:
         store = runtime.store
         state = await store.get_state(job.lane)  # the transcript so far, for the summary
         # the fallback's own steps start at 1000, apart from the failed attempt's
-        ctx = self._context(event, job, runtime, state, await Journal.open(store, job.key, first_step=1000))
+        timeline = outcomes.timeline_for(self, event, job)
+        timeline.handler = "(dead letter)"
+        timeline.add("policy", "dead letter: hand-off to humans")
+        ctx = self._context(event, job, runtime, state, await Journal.open(store, job.key, first_step=1000), timeline)
         self.agents.before_handlers(ctx)  # the failed message, which its own attempts never saved
-        await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "
-                                                   "it is yours now."), error=type(error).__name__),
-                          reason="dead_letter")
+        try:
+            await ctx.handoff(note=ctx.t_agents(i18n.N_("The bot could not handle this conversation ({error}); "
+                                                       "it is yours now."), error=type(error).__name__),
+                              reason="dead_letter")
+        finally:
+            await outcomes.save(runtime, timeline, event)
         await store.set_state(job.lane, ctx.state)
 
 

@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "botkit.commands.doctor",
     "botkit.commands.scaffold",
     "botkit.commands.kb",
+    "botkit.commands.playground",
+    "botkit.commands.report",
 ]
 
 

@@ -28,6 +28,7 @@ SECRET_SETTINGS = (
     "chatwoot_webhook_secret",
     "botkit_basic_auth",
     "openai_api_key",
+    "botkit_console_token",
 )
 
 
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
     botkit_holidays: str = ""  # 2026-12-25,2027-01-01 (closed all day)
     botkit_outside_hours: str = "wait"  # a hand-off outside the hours: wait (pending until opening) or open
 
+    # Console and outcomes (botkit/outcomes.py, docs/outcomes.md)
+    botkit_console_token: SecretStr | None = None  # set it to serve the console at /console on `botkit serve`
+    botkit_console_contents: bool = False  # show message contents in timelines (off: only what the bot did)
+    botkit_timeline_keep: int = Field(1000, ge=0)  # delivery timelines kept in the store (0: none)
+    botkit_model_prices: str | None = None  # "gpt-4o-mini=0.15/0.60,...": USD per million tokens in/out
+
     # Logs and metrics
     botkit_log_level: str = "INFO"
     botkit_log_format: str = "text"
@@ -135,7 +142,7 @@ class Settings(BaseSettings):
                      "chatwoot_webhook_secret", "botkit_basic_auth", "openai_api_key", "botkit_handlers",
                      "botkit_teams", "botkit_bots_file", "chatwoot_base_url", "botkit_transcription_model",
                      "botkit_transcription_base_url", "botkit_kb_embeddings_url", "botkit_kb_min_score",
-                     "botkit_hours", "botkit_suggest_inboxes",
+                     "botkit_hours", "botkit_suggest_inboxes", "botkit_console_token", "botkit_model_prices",
                      mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -226,6 +233,26 @@ class Settings(BaseSettings):
             raise ValueError("must be user:password, as in the outgoing URL https://user:password@host/webhook")
         return value
 
+    @field_validator("botkit_console_token")
+    @classmethod
+    def _console_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (make one with: python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(24))')")
+        return value
+
+    @field_validator("botkit_model_prices")
+    @classmethod
+    def _prices(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_prices(value)
+        return value
+
+    @property
+    def model_prices(self) -> dict[str, tuple[float, float]]:
+        """BOTKIT_MODEL_PRICES as {model: (USD per million input tokens, USD per million output tokens)}."""
+        return parse_prices(self.botkit_model_prices or "")
+
     @property
     def webhook_secrets(self) -> list[bytes]:
         if self.chatwoot_webhook_secret is None:
@@ -251,6 +278,22 @@ def parse_teams(text: str) -> dict[str, int]:
             raise ConfigError(f"BOTKIT_TEAMS must look like billing=3,technical=4; '{part}' is not name=id.")
         teams[name.strip().lower()] = int(number)
     return teams
+
+
+def parse_prices(text: str) -> dict[str, tuple[float, float]]:
+    """`gpt-4o-mini=0.15/0.60,gpt-4o=2.5/10` -> {"gpt-4o-mini": (0.15, 0.6), ...}; one number is both prices."""
+    prices: dict[str, tuple[float, float]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, numbers = part.partition("=")
+        try:
+            values = [float(n) for n in numbers.split("/")]
+        except ValueError:
+            values = []
+        if not sep or not name.strip() or len(values) not in (1, 2) or min(values) < 0:
+            raise ValueError(f"must look like gpt-4o-mini=0.15/0.60 (USD per million tokens in/out); "
+                             f"{part!r} is not model=price/price")
+        prices[name.strip()] = (values[0], values[-1])
+    return prices
 
 
 def env_name(cls: type[BaseSettings], field: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from botkit.menus import Answer, Memory
     from botkit.runtime import ChatwootActions
     from botkit.templates import TemplateMessage
+    from botkit.timeline import Timeline
 
 __all__ = ["ActionRefused", "Context", "numbered_text"]
 
@@ -70,8 +72,10 @@ class Context:
                  metrics: NullMetrics = NULL, when_cannot_reply: str = "skip",
                  catalogue: i18n.Catalogue | None = None, language: str | None = None,
                  default_language: str = i18n.DEFAULT_LANGUAGE, media: Media | None = None,
-                 turns: turn.Turns | None = None, agents: AgentsDesk | None = None) -> None:
+                 turns: turn.Turns | None = None, agents: AgentsDesk | None = None,
+                 timeline: Timeline | None = None) -> None:
         self.event = event
+        self.timeline = timeline  # what this delivery did, for the console and the outcomes (botkit/timeline.py)
         self.job = job
         self.chatwoot = chatwoot
         self.journal = journal
@@ -188,7 +192,7 @@ class Context:
 
     # actions ------------------------------------------------------------------------------------------
     async def act(self, name: str, call: Callable[[], Awaitable[Any]],
-                  keep: Callable[[Any], Any] | None = None, *, visible: bool = True) -> Any:
+                  keep: Callable[[Any], Any] | None = None, *, visible: bool = True, **detail: Any) -> Any:
         """Take one journaled action: `call()` makes one Chatwoot call (through `self.chatwoot`).
 
         The n-th action of an event is recorded in the journal once it succeeds; when the event runs again, a
@@ -196,18 +200,26 @@ class Context:
         (JSON; by default a few identifiers, never message contents). A `visible` action is one the
         conversation shows: a stale or slow turn looks before it, and it is dropped (None) when the
         conversation is no longer the bot's (botkit.turn.Lookout). `name` is for the logs.
-        Every action of Context goes through here; other modules use it for a call Context has no method for."""
+        Every action of Context goes through here; other modules use it for a call Context has no method for.
+        `detail` goes on the delivery's timeline with the action's step and time (botkit/timeline.py)."""
         step, done, recorded = self.journal.take()
         if done:
             log.info("skipping %s: it already succeeded in an earlier attempt", name, extra=self._log_extra())
+            if self.timeline is not None:
+                self.timeline.action(name, step, 0.0, skipped=True, **detail)
             return recorded
         if visible and not await self._still_the_bots(name):
+            if self.timeline is not None:
+                self.timeline.action(name, step, 0.0, dropped=True, **detail)
             return None
+        started = time.perf_counter()
         result = await call()
         if visible and self.lookout is not None:
             self.lookout.acted()
         record = (keep or _summary)(result)
         await self.journal.record(step, record)
+        if self.timeline is not None:
+            self.timeline.action(name, step, (time.perf_counter() - started) * 1000, **detail)
         return record
 
     async def _still_the_bots(self, name: str) -> bool:
@@ -232,7 +244,8 @@ class Context:
         not say whether it was saved, the conversation is looked at and it is sent again only if it is not
         there (botkit.turn.find_sent); when that cannot be told, DeliveryUnknown is raised."""
         return await self.act(name, lambda: self._post(content, private=private, content_type=content_type,
-                                                       content_attributes=content_attributes, echo_id=echo_id))
+                                                       content_attributes=content_attributes, echo_id=echo_id),
+                              content_type=content_type)
 
     async def _post(self, content: str | None, *, private: bool = False, content_type: str = "text",
                     content_attributes: dict[str, Any] | None = None, echo_id: str | None = None) -> Any:
@@ -400,7 +413,7 @@ class Context:
         it (also where Chatwoot keeps it assigned to the bot). Nothing when this turn's actions are dropped."""
         first_time = not self.journal.next_is_recorded  # a retried event skips the journaled hand-off: count it once
         done = await self.act("handoff", lambda: self.chatwoot.toggle_status(
-            self.account_id, self.conversation_id, "open"))
+            self.account_id, self.conversation_id, "open"), reason=reason)
         if self.dropped is not None and done is None:
             return
         if first_time:

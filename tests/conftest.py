@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from botkit.security import signed_headers
+from tests.support.browser import browser_page  # noqa: F401 - the web pages' tests' real browser
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "botkit" / "testing" / "payloads"

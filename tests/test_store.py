@@ -856,3 +856,27 @@ async def test_sqlite_a_failing_transaction_fails_its_callers_and_the_store_goes
     monkeypatch.setattr(botkit.store.sqlite, "_run_isolated", real)
     assert await put(store, "a1") is True  # nothing was kept, and the next transaction works
     assert keys(await store.claim(10)) == {"a1"}
+
+
+# what the bot did: records ---------------------------------------------------------------------------------
+async def test_records_come_back_by_kind_and_time_oldest_first(store: Store) -> None:
+    from botkit.store.base import Record
+
+    await store.add_records([Record("outcome", T0 + 2, {"n": 2}), Record("outcome", T0, {"n": 0}),
+                             Record("delivery", T0 + 1, {"d": 1})])
+    await store.add_records([Record("outcome", T0 + 1, {"n": 1}), Record("outcome", T0 + 1, {"n": 1})])
+    assert [r.data["n"] for r in await store.records("outcome")] == [0, 1, 1, 2]  # equal records both kept
+    assert [r.data for r in await store.records("delivery")] == [{"d": 1}]
+    assert [r.data["n"] for r in await store.records("outcome", since=T0 + 1, until=T0 + 2)] == [1, 1]
+    assert [r.at for r in await store.records("outcome", limit=2)] == [T0 + 1, T0 + 2]  # the newest two
+    assert await store.records("nothing") == []
+
+
+async def test_records_keep_only_the_newest_of_a_kind(store: Store) -> None:
+    from botkit.store.base import Record
+
+    for n in range(5):
+        await store.add_records([Record("delivery", T0 + n, {"n": n}), Record("outcome", T0 + n, {"n": n})],
+                                keep={"delivery": 3})
+    assert [r.data["n"] for r in await store.records("delivery")] == [2, 3, 4]
+    assert len(await store.records("outcome")) == 5  # a kind not named keeps everything

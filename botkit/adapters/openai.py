@@ -37,7 +37,7 @@ import openai
 from pydantic import Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from botkit import tracing
+from botkit import timeline, tracing
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError, read_settings
 from botkit.context import ActionRefused, Context
@@ -164,12 +164,21 @@ def _tokens(answer: dict[str, Any]) -> int:
     return int((answer.get("usage") or {}).get("total_tokens") or 0)
 
 
+def _usage(answer: dict[str, Any]) -> tuple[int, int]:
+    """(input tokens, output tokens): Chat Completions says prompt/completion, the Responses API input/output."""
+    usage = answer.get("usage") or {}
+    return (int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0),
+            int(usage.get("completion_tokens") or usage.get("output_tokens") or 0))
+
+
 @dataclass
 class _Answer:
     text: str
     calls: list[_Call]
     tokens: int
     items: list[dict[str, Any]] = field(default_factory=list)  # what to send back before the tool results
+    tokens_in: int = 0
+    tokens_out: int = 0
 
 
 class ModelFailure(Exception):
@@ -397,7 +406,8 @@ class OpenAIHandler(Handler):
         """The model's answer, asked once per event: a retry (after a Chatwoot action failed) replays it, so
         the journaled actions that follow line up with the same decision."""
         kept = await ctx.once("model", lambda: self._ask_model(ctx, system, items))
-        return _Answer(kept["text"], [_Call(**c) for c in kept["calls"]], kept["tokens"], kept["items"])
+        return _Answer(kept["text"], [_Call(**c) for c in kept["calls"]], kept["tokens"], kept["items"],
+                       kept.get("tokens_in", 0), kept.get("tokens_out", 0))
 
     async def _ask_model(self, ctx: Context, system: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         assert self.client is not None, "OpenAIHandler.startup() was not called"
@@ -411,8 +421,10 @@ class OpenAIHandler(Handler):
                     answer = await self._ask_chat(system, items)
         except openai.OpenAIError as exc:
             raise describe(exc, settings.timeout, settings.max_retries + 1) from None
-        log.info("the model answered in %.0f ms (%d tokens, %d tool calls)", (time.perf_counter() - started) * 1000,
-                 answer.tokens, len(answer.calls), extra=_extra(ctx))
+        ms = (time.perf_counter() - started) * 1000
+        log.info("the model answered in %.0f ms (%d tokens, %d tool calls)", ms, answer.tokens, len(answer.calls),
+                 extra=_extra(ctx))
+        timeline.model_call(settings.model, ms=ms, tokens_in=answer.tokens_in, tokens_out=answer.tokens_out)
         return asdict(answer)
 
     def _options(self) -> dict[str, Any]:
@@ -444,7 +456,7 @@ class OpenAIHandler(Handler):
         if calls:
             item["tool_calls"] = [{"id": c.id, "type": "function",
                                    "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
-        return _Answer(message.get("content") or "", calls, _tokens(completion), [item])
+        return _Answer(message.get("content") or "", calls, _tokens(completion), [item], *_usage(completion))
 
     async def _ask_responses(self, system: str, items: list[dict[str, Any]]) -> _Answer:
         options = self._options()
@@ -466,7 +478,7 @@ class OpenAIHandler(Handler):
                        for part in o.get("content") or [] if part.get("type") == "output_text")
         sent: list[dict[str, Any]] = [{"role": "assistant", "content": text}] if text else []
         sent += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
-        return _Answer(text, calls, _tokens(response), sent)
+        return _Answer(text, calls, _tokens(response), sent, *_usage(response))
 
     def _output_item(self, call: _Call, output: str) -> dict[str, Any]:
         if self.settings.api == "responses":

@@ -11,6 +11,8 @@ the same promises, checked by one parametrised test suite:
 - A claimed job ends in exactly one of `done`, `retry_later` (stays at the head of its lane until ready),
   `dead_letter`, or `release` (handed back untouched, on shutdown). A claim left by a dead process is
   handed out again: by `open` for a single-process store, after a lease for a shared one.
+- `add_records` appends what the bot did (`Record`: the timeline of a delivery, an outcome of a turn) and
+  `records` reads them back by kind and time, oldest first; `keep` bounds how many of a kind stay.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,16 @@ class DeadLetter:
     attempts: int
     error: str
     failed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the bot did, kept for the console and `botkit report`: `kind` is "delivery" (one delivery's
+    timeline, botkit/timeline.py) or "outcome" (a fact about a conversation, botkit/outcomes.py)."""
+
+    kind: str
+    at: float  # unix time
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +202,13 @@ class Store(ABC):
     @abstractmethod
     async def record(self, key: str, step: int, result: Any) -> None:
         """Remember that step `step` of event `key` succeeded, so a retry of the event skips it."""
+
+    # what the bot did: timelines and outcomes ---------------------------------------------------------
+    @abstractmethod
+    async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
+        """Append `records` in one write; then keep only the newest `keep[kind]` records of each kind named."""
+
+    @abstractmethod
+    async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
+                      limit: int = 10_000) -> list[Record]:
+        """Records of `kind` with `since <= at < until`, oldest first, at most the newest `limit` of them."""

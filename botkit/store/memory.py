@@ -8,10 +8,10 @@ import itertools
 import json
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from botkit.store.base import DeadLetter, Job, QueueStats, Store, wait_for_wakeup
+from botkit.store.base import DeadLetter, Job, QueueStats, Record, Store, wait_for_wakeup
 
 
 class MemoryStore(Store):
@@ -27,6 +27,7 @@ class MemoryStore(Store):
         self._dead: dict[str, DeadLetter] = {}
         self._state: dict[str, str] = {}
         self._journal: dict[str, dict[int, str]] = {}  # event key -> step -> JSON result
+        self._records: dict[str, list[tuple[float, str]]] = {}  # kind -> (at, JSON data), in arrival order
         self._wakeup = asyncio.Event()
 
     async def ping(self) -> None:
@@ -137,3 +138,16 @@ class MemoryStore(Store):
 
     async def record(self, key: str, step: int, result: Any) -> None:
         self._journal.setdefault(key, {})[step] = json.dumps(result)
+
+    async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
+        for record in records:
+            self._records.setdefault(record.kind, []).append((record.at, json.dumps(record.data)))
+        for kind, count in (keep or {}).items():
+            kept = self._records.get(kind, [])
+            del kept[:max(0, len(kept) - count)]
+
+    async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
+                      limit: int = 10_000) -> list[Record]:
+        found = [(at, data) for at, data in self._records.get(kind, []) if since <= at < until]
+        found.sort(key=lambda row: row[0])
+        return [Record(kind, at, json.loads(data)) for at, data in found[-limit:]] if limit > 0 else []

@@ -28,7 +28,9 @@ Other keys: `seen:<key>` dedupe keys (`SET NX PX`, the dedupe TTL), `seq` the jo
 increasing, and the entries' stream ids are `<id>-0`), `queued` (job id -> enqueued time, for stats),
 `inflight` (lane -> job id), `attempts` (job id -> attempts made), `dead` + `dead:<id>` the dead letters,
 `state:<lane>` per-conversation state (a JSON string, `state_ttl`, refreshed on each write),
-`journal:<key>` an event's action journal (a hash, the dedupe TTL; kept without TTL while dead-lettered).
+`journal:<key>` an event's action journal (a hash, the dedupe TTL; kept without TTL while dead-lettered),
+`records:<kind>` what the bot did (a sorted set scored by time; each member `<id> <JSON>`, the id from
+`records_seq` so equal records stay apart).
 
 Times: not-before times and enqueued times come from this host's clock (injectable, as in the other backends),
 so hosts should run NTP; a skew only shifts retry delays and `oldest_age`. The lease and the dedupe TTL run on
@@ -52,7 +54,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -64,7 +66,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable
+from botkit.store.base import DeadLetter, Job, QueueStats, Record, Store, StoreUnavailable
 
 log = logging.getLogger("botkit.store.redis")
 
@@ -495,6 +497,28 @@ class RedisStore(Store):
             pipe.hset(self._key("journal", key), str(step), json.dumps(result))
             pipe.pexpire(self._key("journal", key), self._ttl_ms)
             await pipe.execute()
+
+    # what the bot did: timelines and outcomes -----------------------------------------------------------
+    @_unavailable_on_redis_errors
+    async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
+        if not records:
+            return
+        first = await self._client.incrby(self._key("records_seq"), len(records)) - len(records) + 1
+        async with self._client.pipeline(transaction=True) as pipe:
+            for number, record in enumerate(records, start=first):
+                pipe.zadd(self._key("records", record.kind), {f"{number:012d} {json.dumps(record.data)}": record.at})
+            for kind, count in (keep or {}).items():  # by time: the oldest go
+                pipe.zremrangebyrank(self._key("records", kind), 0, -count - 1)
+            await pipe.execute()
+
+    @_unavailable_on_redis_errors
+    async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
+                      limit: int = 10_000) -> list[Record]:
+        if limit <= 0:
+            return []
+        rows = await self._client.zrevrangebyscore(self._key("records", kind), f"({until}" if until != float("inf")
+                                                   else "+inf", since, start=0, num=limit, withscores=True)
+        return [Record(kind, at, json.loads(_text(member).split(" ", 1)[1])) for member, at in reversed(rows)]
 
 
 # helpers ------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import sqlite3
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from botkit.store.base import (
     DeadLetter,
     Job,
     QueueStats,
+    Record,
     Store,
     StoreUnavailable,
     wait_for_wakeup,
@@ -87,6 +88,11 @@ INSERT OR IGNORE INTO lanes (lane, head, claimed, ready)
 CREATE TABLE IF NOT EXISTS state (lane TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (key TEXT NOT NULL, step INTEGER NOT NULL, result TEXT NOT NULL,
                                     PRIMARY KEY (key, step)) WITHOUT ROWID;
+-- what the bot did (timelines, outcomes): read by time, trimmed by age of insertion
+CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, at REAL NOT NULL,
+                                    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_at ON records (kind, at);
+CREATE INDEX IF NOT EXISTS records_seq ON records (kind, seq);
 """
 
 CRASHED = "the worker stopped while handling it (killed or crashed)"
@@ -453,6 +459,25 @@ class SQLiteStore(Store):
         await self._call(lambda db: db.execute(
             "INSERT OR REPLACE INTO journal (key, step, result) VALUES (?, ?, ?)", (key, step, data)))
         self._journal.setdefault(key, {})[step] = data
+
+    async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
+        rows = [(r.kind, r.at, json.dumps(r.data)) for r in records]
+        trims = list((keep or {}).items())
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO records (kind, at, data) VALUES (?, ?, ?)", rows)
+            for kind, count in trims:  # the newest `count` stay: everything at or below the (count+1)-th newest goes
+                db.execute("DELETE FROM records WHERE kind = ? AND seq <= (SELECT seq FROM records WHERE kind = ? "
+                           "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (kind, kind, count))
+
+        await self._call(op)
+
+    async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
+                      limit: int = 10_000) -> list[Record]:
+        rows = await self._call(lambda db: db.execute(
+            "SELECT at, data FROM records WHERE kind = ? AND at >= ? AND at < ? ORDER BY at DESC, seq DESC LIMIT ?",
+            (kind, since, min(until, 1e300), limit)).fetchall())
+        return [Record(kind, at, json.loads(data)) for at, data in reversed(rows)]
 
 
 @dataclass(frozen=True, slots=True)
