@@ -189,3 +189,18 @@ async def test_a_handler_after_one_that_hands_off_every_unanswered_question_stop
     with pytest.raises(ConfigError, match="comes after 'knowledge', which answers every message_created"):
         async with serving([KnowledgeHandler(when_unsure="handoff"), KeywordRouter([], fallback="Hi")], store):
             pass
+
+
+async def test_a_question_the_knowledge_base_cannot_answer_is_an_outcome_gap(store: str) -> None:
+    from botkit.figures import from_store
+
+    async with serving([KnowledgeHandler()], store) as server:
+        await tell(server, "Can I pay with PayPal?")
+        await tell(server, "What is the capital of France?", conversation_id=129)
+        await tell(server, "Do you sell garden gnomes?", conversation_id=129)
+        report = await from_store(server.store, since=0, until=4e9)
+        timelines = [r.data for r in await server.store.records("delivery")]
+    assert report.total.kb_gaps == 2  # the two questions the documents do not cover; the answered one is not
+    assert report.total.conversations == 1  # the answered conversation; the gaps were passed on
+    kb_steps = [s for t in timelines for s in t["steps"] if s["kind"] == "kb"]
+    assert [s["answered"] for s in kb_steps] == [True, False, False]

@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any, Literal
 
-from botkit import channels, tracing
+from botkit import channels, timeline, tracing
 from botkit.bot import Bot, Handler
 from botkit.config import ConfigError, Settings, load_settings
 from botkit.context import Context
@@ -103,7 +104,7 @@ class KnowledgeHandler(Handler):
         if self.knowledge is None:
             raise ConfigError("KnowledgeHandler.startup() was not called")
         conversation = f"{ctx.account_id}/{ctx.conversation_id}"
-        found = await ctx.once("knowledge", lambda: asyncio.to_thread(self._decide, question, conversation))
+        found = await ctx.once("knowledge", lambda: self._decide_timed(question, conversation))
         log.info("knowledge base: %s (confidence %.3f)", found["verdict"], found["confidence"],
                  extra={"conversation_id": ctx.conversation_id})
         if found["verdict"] == "human":
@@ -125,6 +126,14 @@ class KnowledgeHandler(Handler):
                                            finish=lambda text: with_sources(text, found["hits"]))
         await ctx.reply(article_message(found["hits"][0], ctx.channel))
         return True
+
+    async def _decide_timed(self, question: str, conversation: str) -> dict[str, Any]:
+        """`_decide` off the loop, on the delivery's timeline (an unanswered question is an outcome's kb_gap)."""
+        started = time.perf_counter()
+        found = await asyncio.to_thread(self._decide, question, conversation)
+        timeline.kb_call("knowledge base", ms=(time.perf_counter() - started) * 1000,
+                         answered=found["verdict"] != "unanswered")
+        return found
 
     def _decide(self, question: str, conversation: str) -> dict[str, Any]:
         """Search, record a gap when there is one, and keep what the answer needs (JSON, for the journal)."""
