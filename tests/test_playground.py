@@ -116,6 +116,24 @@ async def test_the_whatsapp_contact_gets_the_menu_as_a_list_and_answers_with_its
     assert playground.flow.channel == "Channel::Whatsapp"
 
 
+async def test_a_telegram_contact_gets_a_keyboard_and_taps_send_the_value(browser_page: Any, playground: Any,
+                                                                           tmp_path: Path) -> None:
+    page = browser_page
+    await page.goto(playground.url + "/")
+    await page.locator("#channel option").first.wait_for(state="attached")
+    await page.select_option("#channel", "Channel::Telegram")
+    await page.locator("#phone.look-telegram").wait_for()
+    await say(page, "hi")
+    menu = page.locator(".bubble.bot", has_text="What can I help you with?")
+    assert await menu.locator("button.option").all_inner_texts() == [
+        "Track an order", "Billing question", "Our products", "Talk to a human"]  # one button per item
+    await menu.locator("button.option", has_text="Track an order").click()
+    await page.locator(".bubble.bot", has_text="Your order #1042").wait_for()
+    # a Telegram tap is a new incoming message carrying the item's value (callback_data)
+    assert await page.locator(".bubble.contact").all_inner_texts() == ["hi", "track"]
+    await screenshot(page, tmp_path, "playground-telegram")
+
+
 async def test_rich_messages_look_like_the_widget_and_a_form_goes_back_as_submitted_values(
         browser_page: Any, playground: Any, tmp_path: Path) -> None:
     page = browser_page

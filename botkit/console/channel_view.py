@@ -1,26 +1,18 @@
 """What a contact on each channel sees of a bot's message, and how their answer comes back to the bot.
 
-This is the playground's seam for the channel rules of `botkit.channels` (issue 16): the bot itself already
-degrades what a channel cannot show (botkit/context.py sends numbered text there), and this module says how
-the provider then shows what Chatwoot sends, and what a tap turns into. From Chatwoot v4.15.1:
-
-- Web widget: every rich type natively; a pick comes back as `message_updated` with `submitted_values` on the
-  bot's own message (`app/javascript/widget/components/AgentMessageBubble.vue#onOptionSelect`); a card's
-  `postback` only posts to the host page, nothing reaches the server (`shared/components/CardButton.vue`).
-- WhatsApp Cloud: an `input_select` of at most 3 items is reply buttons, more is a list behind the button
-  "Choose an item" (`app/services/whatsapp/providers/base_service.rb#create_payload_based_on_items`); a tap is a
-  new incoming message whose content is the item's **title**
-  (`app/services/whatsapp/incoming_message_service_helpers.rb#message_content`).
-- Telegram: an inline keyboard, one button per row (`app/models/channel/telegram.rb#reply_markup`); a tap is a
-  new incoming message whose content is the item's **value** (`app/services/telegram/param_helpers.rb`).
-- E-mail and SMS: the text of `content` only (`app/builders/messages/message_builder.rb`,
-  `app/models/channel/sms.rb#send_message`); the contact answers by writing.
+The channel rules are botkit.channels' (its table says how each provider shows a menu and how a pick comes
+back); the bot has already rendered each message for the conversation's channel (botkit/context.py). This
+module only says how the page draws what Chatwoot then holds: the widget's own rich messages, WhatsApp's reply
+buttons (at most `channels.WHATSAPP_BUTTONS`) or its list behind "Choose an item"
+(`app/services/whatsapp/providers/base_service.rb`), Telegram's inline keyboard, and text elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from botkit import channels
 
 
 @dataclass(frozen=True)
@@ -53,38 +45,31 @@ def channel(type_: str) -> Channel:
 def show(type_: str, message: dict[str, Any]) -> dict[str, Any]:
     """How the contact sees one message the bot sent (as Chatwoot stored it): `{"as": ..., ...}`.
 
-    `as` is `text`, `buttons` (WhatsApp reply buttons, Telegram inline keyboard, widget input_select), `list`
+    `as` is `text`, `buttons` (widget buttons, WhatsApp reply buttons, Telegram's keyboard, ...), `list`
     (WhatsApp's list behind a button), `cards`, `form`, `article` or `email_input` (the widget's own).
     """
-    look = channel(type_).look
+    channel(type_)  # one of the page's channels
+    rules = channels.channel(type_)
     content_type = message.get("content_type") or "text"
     attributes = message.get("content_attributes") or {}
     items = attributes.get("items") or []
     text = message.get("content") or ""
-    if look == "widget":
-        if content_type == "input_select":
-            return {"as": "buttons", "text": text, "items": items,
-                    "picked": [v.get("value") for v in attributes.get("submitted_values") or []]}
-        if content_type in ("cards", "form", "article"):
-            return {"as": content_type, "text": text, "items": items,
-                    "submitted": attributes.get("submitted_values") or []}
-        if content_type == "input_email":
-            return {"as": "email_input", "text": text, "submitted": attributes.get("submitted_email")}
-        return {"as": "text", "text": text}
-    if content_type == "input_select" and look == "whatsapp":
-        kind = "buttons" if len(items) <= 3 else "list"
-        return {"as": kind, "text": text, "items": items, "button": WHATSAPP_LIST_BUTTON}
-    if content_type == "input_select" and look == "telegram":
-        return {"as": "buttons", "text": text, "items": items}
-    return {"as": "text", "text": text}  # e-mail, SMS, and rich types outside the widget: the content only
+    if content_type == "input_select" and rules.menu is not None:
+        if rules.key == "whatsapp" and len(items) > channels.WHATSAPP_BUTTONS:
+            return {"as": "list", "text": text, "items": items, "button": WHATSAPP_LIST_BUTTON}
+        return {"as": "buttons", "text": text, "items": items,
+                "picked": [v.get("value") for v in attributes.get("submitted_values") or []]}
+    if rules.rich and content_type in ("cards", "form", "article"):
+        return {"as": content_type, "text": text, "items": items, "submitted": attributes.get("submitted_values") or []}
+    if rules.rich and content_type == "input_email":
+        return {"as": "email_input", "text": text, "submitted": attributes.get("submitted_email")}
+    return {"as": "text", "text": text}  # text-only channels, and rich types outside the widget: the content
 
 
 def answer(type_: str, item: dict[str, Any]) -> tuple[str, str]:
     """What a contact's tap on `item` turns into: ("choose", value) for the widget's `message_updated`, or
-    ("send", text) for a new incoming message with that text."""
-    look = channel(type_).look
-    if look == "widget":
+    ("send", text) for a new incoming message with that text (the title or the value, as the channel sends)."""
+    how = channels.channel(type_).answer
+    if how == "submitted":
         return "choose", str(item.get("value"))
-    if look == "whatsapp":
-        return "send", str(item.get("title"))
-    return "send", str(item.get("value"))
+    return "send", str(item.get("value") if how == "value" else item.get("title"))

@@ -192,13 +192,13 @@ class Playground:
             if item is None:
                 raise PlaygroundError("that option is not in the message")
             how, value = channel_view.answer(self.channel, item)
-            if how == "send":
-                await self._send(value)
-            else:
+            if how == "send":  # a new message from the contact, which the conversation shows
+                self._store_contact_message(value)
+            else:  # the widget records the pick on the bot's own message
                 message["content_attributes"]["submitted_values"] = [item]
-                await flow.deliver(factories.answer(item["value"], message_id=message["id"], options=items,
-                                                    content=message.get("content") or "", **flow._ids()),
-                                   step=f"pick({value!r})")
+            ids = {k: v for k, v in flow._ids().items() if k != "channel"}
+            await flow.deliver(factories.tap(item, menu_id=message["id"], channel=self.channel, options=items, **ids),
+                               step=f"tap({value!r})")
         elif isinstance(body.get("form"), dict):
             message = self._bot_message(body["form"].get("message_id"), "form")
             values = body["form"].get("values") or {}
@@ -217,15 +217,18 @@ class Playground:
 
     async def _send(self, text: str) -> None:
         """The contact writes: Chatwoot stores the message, then delivers it to the bot."""
-        flow = self.flow
-        assert flow is not None
-        conversation = flow.conversation
+        assert self.flow is not None
+        self._store_contact_message(text)
+        await self.flow.send(text)
+
+    def _store_contact_message(self, text: str) -> None:
+        assert self.flow is not None
+        conversation = self.flow.conversation
         conversation.messages.append({
             "id": self.fake._next_id(), "content": text, "message_type": 0, "content_type": "text",
             "content_attributes": {}, "private": False, "created_at": int(time.time()),
             "sender": {"id": conversation.contact.id, "type": "contact"},
         })
-        await flow.send(text)
 
     def _bot_message(self, message_id: Any, content_type: str) -> dict[str, Any]:
         assert self.flow is not None
