@@ -27,8 +27,8 @@ lint: $(STAMP)
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -w 120 -k t -k t_agents -k N_ --sort-by-file --project botkit \
 		-o botkit/locales/botkit.pot botkit bots
-	$(BIN)/pybabel update --quiet -w 120 -D botkit -i botkit/locales/botkit.pot -d botkit/locales
-	$(BIN)/pybabel compile --quiet -D botkit -d botkit/locales
+	$(BIN)/pybabel update -w 120 -D botkit -i botkit/locales/botkit.pot -d botkit/locales
+	$(BIN)/pybabel compile -D botkit -d botkit/locales
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack.py

@@ -30,3 +30,10 @@ def as_written(text: str) -> str:
     if any(_ENDRAW.search(code) for code in parts[1::2]):
         return text  # Chatwoot's wrapping fails to parse, and then it keeps the content as it is
     return "".join(part if index % 2 else part.replace("{", LITERAL_BRACE) for index, part in enumerate(parts))
+
+
+def saved_as(posted: str) -> str:
+    """What Chatwoot saves for content botkit posted: each `{{ "{" }}` that `as_written` put outside a backtick
+    span renders back to `{`. Used to recognise a message already saved when a POST's answer was unclear."""
+    parts = CODE_SPAN.split(posted)
+    return "".join(part if index % 2 else part.replace(LITERAL_BRACE, "{") for index, part in enumerate(parts))

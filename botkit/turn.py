@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botkit import events
+from botkit import events, liquid
 
 if TYPE_CHECKING:
     from botkit.runtime import ChatwootActions
@@ -341,7 +341,9 @@ async def find_sent(chatwoot: ChatwootActions, account_id: int, conversation_id:
         return UNKNOWN, None
     if newest.get("id") in known:
         return ABSENT, None
-    same = (newest.get("sender_type") == "AgentBot" and newest.get("content") == payload.get("content")
+    posted = payload.get("content")
+    saved = liquid.saved_as(posted) if isinstance(posted, str) else posted  # Chatwoot renders the Liquid escapes
+    same = (newest.get("sender_type") == "AgentBot" and newest.get("content") in (posted, saved)
             and (newest.get("content_type") or "text") == (payload.get("content_type") or "text")
             and bool(newest.get("private")) == bool(payload.get("private")))
     return (FOUND, newest) if same else (UNKNOWN, None)

@@ -337,6 +337,18 @@ async def test_an_unclear_answer_to_a_reply_ends_with_exactly_one_reply(fault):
     assert fake.conversation(CONVERSATION).status == "pending"  # not handed off
 
 
+async def test_an_unclear_answer_to_a_reply_with_liquid_braces_is_not_sent_twice():
+    """The reply holds `{{`: botkit posts it escaped, Chatwoot saves it rendered; the look still finds it."""
+    fake = pending_fake()
+    fake.fail_after_next("POST", f"*/conversations/{CONVERSATION}/messages", status=500)
+    async with BotServer(echo_bot(), fake=fake) as server:
+        await server.deliver(contact_writes(fake, "is {{contact.email}} right?"))
+        await server.settle()
+        assert await server.store.dead_letters() == []
+    assert replies(fake) == ["Answer to: is {{contact.email}} right?"]
+    assert fake.conversation(CONVERSATION).status == "pending"  # not handed off
+
+
 # The same, through a real `botkit serve` (its worker a child process, SQLite) --------------------------
 
 
