@@ -880,3 +880,12 @@ async def test_records_keep_only_the_newest_of_a_kind(store: Store) -> None:
                                 keep={"delivery": 3})
     assert [r.data["n"] for r in await store.records("delivery")] == [2, 3, 4]
     assert len(await store.records("outcome")) == 5  # a kind not named keeps everything
+
+
+async def test_records_trimmed_in_batches_keep_the_newest_and_at_most_a_tenth_more(store: Store) -> None:
+    from botkit.store.base import Record
+
+    for n in range(57):
+        await store.add_records([Record("delivery", T0 + n, {"n": n})], keep={"delivery": 20})
+    kept = [r.data["n"] for r in await store.records("delivery")]
+    assert 20 <= len(kept) <= 22 and kept[-20:] == list(range(37, 57))

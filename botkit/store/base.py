@@ -206,7 +206,8 @@ class Store(ABC):
     # what the bot did: timelines and outcomes ---------------------------------------------------------
     @abstractmethod
     async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
-        """Append `records` in one write; then keep only the newest `keep[kind]` records of each kind named."""
+        """Append `records` in one write; then keep the newest `keep[kind]` records of each kind named (a
+        backend may trim in batches: at most `keep + keep // 10` stay)."""
 
     @abstractmethod
     async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
