@@ -322,12 +322,10 @@ class Agents:
         if chosen.get("sent"):
             await ctx.note(ctx.t_agents(ALREADY_SENT, number=number))
             return
-        payload = chosen["payload"]
-        await ctx.post(payload["content"], content_type=payload["content_type"],
-                       content_attributes=payload["content_attributes"], name="send")
+        # as the reply itself would have gone: text as written (no Liquid), a menu remembered for its answer,
+        # the transcript kept
+        await ctx.send(ctx.render(chosen["payload"]))
         chosen["sent"] = True
-        if self.summary != "off":
-            remember(ctx.state, "bot", payload["content"])
 
     # pause: the turn record's (botkit/turn.py), not a second one ----------------------------------------------
     @staticmethod

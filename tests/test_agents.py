@@ -59,6 +59,35 @@ async def test_an_agents_send_posts_the_suggestion_once(bot_flow):
     assert len(public(flow)) == 1
 
 
+async def test_a_sent_suggestion_arrives_as_written_and_its_menu_is_answered(bot_flow):
+    """`/send` posts a suggestion as the reply would have gone: Liquid in a model's words is not rendered by
+    Chatwoot, and the contact's answer to a sent menu reaches on_answer."""
+    bot = Bot("support", mode="suggest")
+
+    @bot.on_answer("human")
+    async def human(ctx: Context) -> None:
+        await ctx.reply("A person will answer.")
+
+    @bot.on_message("menu")
+    async def menu(ctx: Context) -> None:
+        from botkit.rich import InputSelect, Option
+        await ctx.reply(InputSelect("Pick one", [Option("Talk to a human", "human"), Option("Track", "track")]))
+
+    @bot.fallback
+    async def answer(ctx: Context) -> None:
+        await ctx.reply("Your address is {{contact.email}}, {% if true %}right{% endif %}?")
+
+    flow = await bot_flow(bot, teams=TEAMS)
+    await flow.send("what is my address")
+    await flow.agent_note("/send")
+    assert public(flow) == ["Your address is {{contact.email}}, {% if true %}right{% endif %}?"]
+    await flow.send("menu")
+    await flow.agent_note("/send")
+    await flow.choose("Talk to a human")  # in suggest mode the answer is a suggestion again
+    notes = [m["content"] for m in flow.fake.messages(flow.conversation_id) if m["private"]]
+    assert notes[-1].endswith("\nA person will answer.")
+
+
 async def test_send_picks_one_of_several_suggestions(bot_flow):
     bot = Bot("two", mode="suggest")
 
