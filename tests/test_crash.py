@@ -128,3 +128,21 @@ def test_an_event_that_kills_its_worker_ends_as_a_dead_letter_not_a_crash_loop(t
     assert "its worker stopped (killed or crashed) while handling it" in dead and "delivery_id=p-1" in dead
     # the neighbour was in hand at the first two deaths (it takes 1 s; the poison kills at once)
     assert "2 events were in flight when a worker stopped, not for the first time" in log
+
+
+def test_ctrl_c_stops_the_server_and_its_worker_without_a_crash_report(tmp_path, botkit_process):
+    # Ctrl-C in the terminal of `make run` sends SIGINT to the whole foreground group: the server and its worker.
+    # The server stops its worker (SIGTERM, in-flight events finished); the worker is not to stop on its own
+    # first, which the server took for a crash ("the worker process exited (code 0); starting another").
+    import signal
+
+    server = botkit_process("serve", BOTKIT_STORE=f"sqlite:///{tmp_path}/botkit.db").ready()
+    deadline = time.monotonic() + 30
+    while "botkit worker is running" not in server.log.read_text():
+        assert time.monotonic() < deadline, server.log.read_text()
+        time.sleep(0.05)
+    os.killpg(server.pid, signal.SIGINT)
+    assert server.process.wait(30) == 0
+    log = server.log.read_text()
+    assert "botkit worker stopped" in log
+    assert "the worker process exited" not in log, log

@@ -137,6 +137,9 @@ def work(args: argparse.Namespace) -> int:
     spawned = bool(os.environ.get(PARENT_ENV))  # by `botkit serve`, as its SQLite file's one worker
     if spawned:
         die_with_parent()
+        # Ctrl-C reaches the server's whole process group; the server stops this worker (SIGTERM) in turn,
+        # and a worker that stopped first would look to it like a crash.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     elif settings.botkit_store.startswith(("sqlite", "memory")):
         raise ConfigError("botkit worker needs a shared store: set BOTKIT_STORE to a redis:// URL (with SQLite, "
                           "`botkit serve` runs the worker itself).")
@@ -151,7 +154,7 @@ def work(args: argparse.Namespace) -> int:
     app = build_app(settings.model_copy(update={"botkit_allow_unsigned": True}), run_worker=True)
     settle_gc()
     if args.metrics_port is None:
-        run(run_worker(app, settings.botkit_shutdown_timeout))
+        run(run_worker(app, settings.botkit_shutdown_timeout, interruptible=not spawned))
         return 0
     import uvicorn
 
@@ -170,15 +173,16 @@ def work(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_worker(app: Starlette, shutdown_timeout: float) -> None:
-    """Run the app's lifespan (store, bots, worker) without serving HTTP, until SIGTERM or SIGINT.
+async def run_worker(app: Starlette, shutdown_timeout: float, *, interruptible: bool = True) -> None:
+    """Run the app's lifespan (store, bots, worker) without serving HTTP, until SIGTERM or (`interruptible`)
+    SIGINT.
 
     On the signal the worker claims nothing more, gives in-flight events `shutdown_timeout` seconds and hands
     the rest back to the store, so another worker takes them at once rather than after the lease.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT) if interruptible else (signal.SIGTERM,):
         loop.add_signal_handler(sig, stop.set)
     async with app.router.lifespan_context(app):
         log.info("botkit worker is running (store %s)", app.state.receiver.store.url)
