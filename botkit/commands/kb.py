@@ -20,21 +20,34 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from botkit.commands.errors import CommandError
 from botkit.config import load_settings
-from botkit.knowledge import DocumentError, KnowledgeBase, knowledge_from_settings, read_path
-from botkit.knowledge.documents import Document
-from botkit.knowledge.retrieval import Changes
+
+if TYPE_CHECKING:  # botkit.knowledge needs the kb extra (numpy, ...): imported when a kb command runs
+    from botkit.knowledge import KnowledgeBase
+    from botkit.knowledge.documents import Document
+    from botkit.knowledge.retrieval import Changes
 
 
 def _fail(message: str) -> NoReturn:
     raise CommandError(message)
 
 
+def _knowledge() -> ModuleType:
+    """botkit.knowledge, imported only when a kb command runs, so the rest of the CLI works without the
+    kb extra; one sentence when that extra is missing."""
+    try:
+        import botkit.knowledge as knowledge
+    except ImportError as exc:
+        raise CommandError(f"botkit kb needs the kb extra: pip install 'botkit[kb]' ({exc}).") from None
+    return knowledge
+
+
 def _kb() -> KnowledgeBase:
-    return knowledge_from_settings(load_settings())
+    return _knowledge().knowledge_from_settings(load_settings())
 
 
 def _print_changes(changes: Changes) -> None:
@@ -47,15 +60,18 @@ def _print_changes(changes: Changes) -> None:
 
 def add(args: argparse.Namespace) -> int:
     kb = _kb()
+    knowledge = _knowledge()
+    from botkit.knowledge.documents import Document
+
     documents: list[Document] = []
     try:
         for path in args.paths:
-            found = read_path(path, language=args.language, link=args.link)
+            found = knowledge.read_path(path, language=args.language, link=args.link)
             if args.handoff:
                 found = [Document(f"handoff:{d.source}", d.title, d.text, source=d.source, kind="handoff",
                                   language=d.language) for d in found]
             documents.extend(found)
-    except DocumentError as exc:
+    except knowledge.DocumentError as exc:
         _fail(str(exc))
     if not documents:
         _fail(f"no Markdown, text, HTML, PDF, CSV or JSON files in {' '.join(args.paths)}.")
@@ -66,10 +82,10 @@ def add(args: argparse.Namespace) -> int:
 def sync(args: argparse.Namespace) -> int:
     from botkit.chatwoot import ChatwootError
     from botkit.commands.provision import _admin_client
+    settings = load_settings()
+    kb = _knowledge().knowledge_from_settings(settings)
     from botkit.knowledge import helpcenter
 
-    settings = load_settings()
-    kb = knowledge_from_settings(settings)
     account = args.account or settings.chatwoot_account_id
 
     async def main() -> helpcenter.SyncReport:
