@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from botkit.errors import GiveUp
 
@@ -357,11 +357,18 @@ def loads(body: bytes | str) -> Any:
 
 
 def parse_json(body: bytes | str, delivery_id: str | None = None) -> Event:
+    """The typed event of a raw body. Raises MalformedEvent (a GiveUp) for one that is not JSON or whose fields
+    do not fit (e.g. a message id that is not a number: the receiver's `route` looks at a few keys only)."""
     try:
         payload = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedEvent("the body is not JSON") from exc
-    return parse(payload, delivery_id)
+    try:
+        return parse(payload, delivery_id)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise MalformedEvent(f"the body is not a Chatwoot event: {where}: {first['msg']}") from exc
 
 
 class Routing(BaseModel):

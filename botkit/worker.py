@@ -220,10 +220,11 @@ class Worker:
                         attempt, self.max_attempts, delay, reason, extra=extra)
             await self._settle(self.store.retry_later(job, delay, reason), job)
             return "retry"
+        unreadable = isinstance(exc, events.MalformedEvent)  # its line says which field; no conversation to hand over
         log.error("event failed for good after %d attempts; it is now a dead letter: %s", attempt, reason,
-                  extra=extra, exc_info=exc if ran else None)
+                  extra=extra, exc_info=exc if ran and not unreadable else None)
         await self._settle(self.store.dead_letter(job, reason), job)
-        if bot is not None:
+        if bot is not None and not unreadable:
             try:
                 await bot.on_dead_letter(events.parse_json(job.body, job.delivery_id), job, exc)
             except Exception as fallback_exc:  # the fallback itself failed: the dead letter stays for replay

@@ -196,6 +196,26 @@ async def test_an_event_for_a_bot_not_served_here_is_a_dead_letter_at_once():
     assert letter.attempts == 1 and "no bot named 'elsewhere' is served here" in letter.error
 
 
+async def test_a_signed_body_the_worker_cannot_read_is_a_dead_letter_at_once_with_one_line(caplog):
+    # The receiver looks at a few keys only (the ack path); a message whose id is not a number passes it and
+    # failed the full parse in the worker 3 times, each with a traceback, then "the dead-letter fallback
+    # failed too" (it parsed the same body again).
+    bot = Flaky(0)
+    app = build_app(make_settings(botkit_max_attempts=3), bot)
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+        assert await post(client, message(1, 10, id="abc")) == "accepted"
+        await post(client, message(1, 11))
+        await wait_for(lambda: bot.handled)
+        letters = await app.state.receiver.store.dead_letters()
+    [letter] = letters
+    assert letter.attempts == 1 and letter.error.startswith("MalformedEvent: ")
+    assert "message.id" in letter.error
+    assert bot.handled == [11] and bot.dead == []  # no conversation to hand over: no fallback
+    worker_errors = [r for r in caplog.records if r.name == "botkit.worker" and r.levelname == "ERROR"]
+    assert len(worker_errors) == 1 and worker_errors[0].exc_info is None
+    assert "fallback" not in caplog.text
+
+
 async def test_shutdown_hands_unfinished_events_back(tmp_path):
     url = f"sqlite:///{tmp_path}/botkit.db"
     stuck = SlowRecorder(delay=30)
