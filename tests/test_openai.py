@@ -249,6 +249,20 @@ async def test_a_failing_model_is_retried_once_by_the_sdk_then_the_conversation_
         assert stats.dead_letters == 0  # handled, not raised: the worker did not retry and apologise twice
 
 
+async def test_a_model_server_that_refuses_connections_is_not_reported_as_a_timeout():
+    # Under the SDK's aiohttp client a refused connection arrives as APITimeoutError (its cause an
+    # httpx.ConnectTimeout); the note said "did not answer within 20 s" of a server that was down.
+    from tests.conftest import free_port
+
+    options = {"api_key": KEY, "base_url": f"http://127.0.0.1:{free_port()}/v1", "env_file": None, "max_retries": 0}
+    bot = Bot("assistant", [OpenAIHandler(**options)], typing_after=None)
+    async with BotServer(bot, teams="billing=3") as server:
+        server.fake.add_conversation(conversation_id=128, status="pending")
+        await tell(server, "hello?")
+        [summary] = notes(server.fake)
+    assert "The assistant could not answer: the model server could not be reached." in summary, summary.splitlines()[2]
+
+
 async def test_a_model_that_recovers_within_the_sdk_retries_answers_normally():
     async with running() as (server, fake):
         fake.fail(429, retry_after_ms=1)

@@ -616,7 +616,10 @@ def describe(exc: openai.OpenAIError, timeout: float, attempts: int) -> ModelFai
             return ModelFailure("quota", "the model provider's quota is used up (HTTP 429 insufficient_quota): "
                                          "check the account's billing")
         return ModelFailure("rate_limit", f"the model provider rate-limited the bot (HTTP 429){tries}")
-    if isinstance(exc, openai.APITimeoutError):
+    # A refused connection reaches the SDK (its aiohttp client) as a ConnectTimeout, so as an APITimeoutError.
+    # (By name: the SDK's transport is httpx or httpx2 depending on its release.)
+    connect = type(exc.__cause__).__name__ == "ConnectTimeout"
+    if isinstance(exc, openai.APITimeoutError) and not connect:
         return ModelFailure("timeout", f"the model did not answer within {timeout:g} s{tries}")
     if isinstance(exc, openai.APIConnectionError):
         return ModelFailure("connection", f"the model server could not be reached{tries}")
