@@ -157,6 +157,7 @@ async def main(conversations: int, model_seconds: float, connections: int, worke
                 "CHATWOOT_WEBHOOK_SECRET": chatwoot.bot_secret, "BOTKIT_LOG_LEVEL": "WARNING",
                 "BOTKIT_TEAMS": "billing=3,technical=4",  # the keyword rules' teams (no message here matches them)
                 "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": model.base_url,
+                "BOTKIT_BURST_WINDOW": "0",  # one message per conversation: measured without a window (bursts.py)
             }
             server, port = await asyncio.to_thread(start, [sys.executable, "-m", "botkit.cli", "serve"], env, tmp)
             try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botkit import channels, events, i18n, outcomes, turn
 from botkit.agents import Agents, due_event, is_due_event
+from botkit.bursts import STATE_KEY, BurstPolicy, Stale, gather, is_contact_message, newer_contact_message
 from botkit.config import ConfigError
 from botkit.context import Context
 from botkit.delivery import DeliveryFailure, failure_of
@@ -78,6 +79,7 @@ class Bot:
         summary: str | None = None,
         clock: Clock | None = None,
         resend_failed_as_text: bool = True,
+        merge_bursts: bool | None = None,
     ) -> None:
         """`mode` (answer, suggest), `hours` (a Schedule, its text, or "chatwoot") and `summary` (auto, model,
         built, off) override BOTKIT_MODE, BOTKIT_HOURS and BOTKIT_SUMMARY; `clock` (an aware datetime now)
@@ -101,6 +103,9 @@ class Bot:
         self.resend_failed_as_text = resend_failed_as_text  # a rich message the channel refused, sent again as text
         self.delivery_hooks: list[Callable[[Context], Awaitable[Any]]] = []
         self.menu_ttl = 24 * 3600.0  # seconds a sent menu can be answered (BOTKIT_MENU_TTL)
+        # None: merge when a handler asks for whole turns (the model handlers do); the window once bound
+        self.merge_bursts = merge_bursts
+        self.bursts: BurstPolicy | None = None
         self.runtime: Runtime | None = None
         self.turns: turn.Turns | None = None  # who holds each conversation (set by bind)
         self.looks = turn.LookSwitch()
@@ -167,6 +172,11 @@ class Bot:
         self.agents = Agents.from_settings(settings, **self._agent_options)
         self.agents.openings.bind(runtime.store, runtime.name)
         self.menu_ttl = float(settings.botkit_menu_ttl)
+        merging = self.merge_bursts
+        if merging is None:
+            merging = any(getattr(h, "merges_bursts", False) for h in self._leaves())
+        if merging and settings.botkit_burst_window > 0:
+            self.bursts = BurstPolicy(settings.botkit_burst_window, settings.botkit_burst_max_wait)
 
     async def startup(self) -> None:
         """Check the chain's order (ConfigError: a handler after a catch-all), then start every handler."""
@@ -298,7 +308,10 @@ class Bot:
                     waiting=waiting)
             if self._take_answer(ctx, memory):
                 await self._run(ctx)
-        if event.name != "conversation_resolved" and json.dumps([ctx.state, memory.dump()], sort_keys=True) != before:
+        if ctx.burst == "stale":
+            return  # the state as saved: the burst stays for the newer message, which answers it
+        changed = json.dumps([ctx.state, memory.dump()], sort_keys=True) != before or ctx.burst == "answering"
+        if event.name != "conversation_resolved" and changed:
             await store.set_state(job.lane, {**ctx.state, KEY: memory.dump()})
         if waiting and ctx.dropped is None and self.turns is not None:
             # its message_created, if it comes later, is not answered again
@@ -312,12 +325,30 @@ class Bot:
         if not handlers:
             return
         await self._transcribe(ctx)
+        if self.bursts is not None and is_contact_message(ctx.event, self):
+            assert ctx.message is not None
+            store = self.runtime.store
+            memory = ctx.memory
+            texts = await gather(self.bursts, store, ctx.job, self, ctx.state, ctx.message.id, ctx.text,
+                                 save=lambda state: store.set_state(
+                                     ctx.job.lane, {**state, KEY: memory.dump()} if memory is not None else state))
+            if texts is None:
+                ctx.burst = "absorbed"  # a newer message of the contact answers this one with it
+                return
+            ctx.state.pop(STATE_KEY, None)  # answered now: dropped from the state saved after the turn
+            ctx.burst = "answering"
+            ctx.merged_text = "\n".join(texts)
+            ctx.newer_message = lambda: newer_contact_message(store, ctx.job, self)
         if ctx.event.name in MESSAGES:
             self.agents.before_handlers(ctx)
         typing = self._typing_later(ctx) if ctx.event.name in MESSAGES and not ctx.suggesting else None
         try:
             await self._chain(ctx, handlers)
             await self.agents.after_handlers(ctx)
+        except Stale:
+            log.info("the contact wrote again before the answer went out; it is dropped and the messages are "
+                     "answered with the newer one", extra={"delivery_id": ctx.job.delivery_id, "lane": ctx.job.lane})
+            ctx.burst = "stale"
         finally:
             if typing is not None:
                 typing.cancel()

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     botkit_menu_ttl: int = Field(24 * 3600, ge=60)  # seconds a menu the bot sent can be answered
     botkit_language: str = "en"  # contacts whose language Chatwoot does not give, and notes to agents
 
+    # Bursts (botkit/bursts.py): a contact's quick messages answered as one turn, by bots that merge them
+    botkit_burst_window: float = Field(2.0, ge=0)  # seconds of quiet that end a burst; 0 turns merging off
+    botkit_burst_max_wait: float = Field(8.0, gt=0)  # seconds from a burst's first message to its answer, at most
+
     # Attachments the contact sends (botkit/media.py)
     botkit_max_image_bytes: int = Field(5 * 1024 * 1024, ge=0)  # an image inlined for a model
     botkit_max_audio_bytes: int = Field(25 * 1024 * 1024, ge=0)  # a voice note sent for transcription

@@ -100,6 +100,10 @@ class Context:
         self.answer: Answer | None = None  # the contact's pick in one of them, on any channel
         self.template: TemplateMessage | None = None  # Chatwoot's own template message or an answer to one
         self.failure: DeliveryFailure | None = None  # the channel refused one of the bot's messages
+        self.merged_text: str | None = None  # the texts of a burst answered as one turn (botkit/bursts.py)
+        self.burst: str | None = None  # absorbed (a newer message answers it), answering, or stale
+        # answering a burst: "has the contact written again?" (botkit/bursts.py), asked before each reply
+        self.newer_message: Callable[[], Awaitable[bool]] | None = None
 
     # what and who -------------------------------------------------------------------------------------
     @property
@@ -161,6 +165,8 @@ class Context:
             return self.message.submitted_email or ""
         if self.message is None:
             return ""
+        if self.merged_text is not None:
+            return self.merged_text
         return "\n".join(filter(None, [self.message.content or "", *self.transcripts]))
 
     @property
@@ -324,6 +330,8 @@ class Context:
         if not self.can_reply:
             await self.cannot_reply()
             return None
+        if self.newer_message is not None and not self.journal.next_is_recorded:
+            await self._check_not_stale(self.newer_message)
         rendered = self.render(message) if message is not None else None
         attached = [f if isinstance(f, File) else File.from_path(f) for f in files]
         if not attached:
@@ -344,6 +352,13 @@ class Context:
                 result = await self.send(channels.render(part.text or "", self.channel), echo_id=echo_id,
                                          liquid=liquid)
         return result
+
+    @staticmethod
+    async def _check_not_stale(newer_message: Callable[[], Awaitable[bool]]) -> None:
+        from botkit.bursts import Stale
+
+        if await newer_message():
+            raise Stale("the contact wrote again before this reply was sent")
 
     def render(self, message: Any) -> channels.Rendered:
         """`message` as this conversation's channel shows it, in the contact's language where botkit adds words."""

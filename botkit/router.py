@@ -44,6 +44,8 @@ class Handler:
     # True: also see Chatwoot's own template messages (greeting, out of office, e-mail collect, CSAT) and the
     # contact's answers to them, which no other handler is shown (botkit.templates)
     templates: ClassVar[bool] = False
+    # answer a burst of the contact's messages as one turn (botkit/bursts.py) when the bot does not say
+    merges_bursts: ClassVar[bool] = False
 
     async def startup(self, bot: Any) -> None:
         """Called once when the server starts (open clients, check settings); `bot` is the `Bot` serving it."""

@@ -190,6 +190,20 @@ async def test_each_lane_runs_in_arrival_order_while_lanes_interleave(store: Sto
     assert rounds == 4  # each round ran every lane that had work: lanes go in parallel
 
 
+async def test_queued_after_shows_the_events_behind_a_job_in_its_lane_only(store: Store) -> None:
+    assert await put(store, "a1", "A")
+    assert await put(store, "b1", "B")
+    [a1, b1] = sorted(await store.claim(10), key=lambda job: job.lane)
+    assert await store.queued_after(a1) == []
+    assert await put(store, "a2", "A")
+    assert await store.enqueue(keys=["a3"], lane="A", event="conversation_updated", body=b"{}", delivery_id=None)
+    assert await store.queued_after(a1) == [("message_created", b'{"key": "a2"}'), ("conversation_updated", b"{}")]
+    assert await store.queued_after(b1) == []
+    await store.done(a1)
+    [a2] = [job for job in await store.claim(10) if job.lane == "A"]
+    assert await store.queued_after(a2) == [("conversation_updated", b"{}")]
+
+
 async def test_done_frees_the_lane_for_its_next_event(store: Store) -> None:
     assert await put(store, "a1", "A")
     assert await put(store, "a2", "A")

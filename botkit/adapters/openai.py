@@ -193,6 +193,8 @@ class ModelFailure(Exception):
 # the handler --------------------------------------------------------------------------------------------
 
 class OpenAIHandler(Handler):
+    merges_bursts = True  # one model call for "hi" / "my order" / "it hasn't arrived"
+
     name = "openai"
 
     def __init__(

@@ -171,6 +171,12 @@ class Store(ABC):
         """
         return []
 
+    async def queued_after(self, job: Job) -> list[tuple[str, bytes]]:
+        """The events of the job's lane queued after it, oldest first, as (event name, body): did the contact
+        write again while it runs? (botkit/bursts.py). A store that cannot tell says [], and each message is
+        then answered on its own."""
+        return []
+
     @abstractmethod
     async def stats(self) -> QueueStats: ...
 

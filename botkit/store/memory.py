@@ -124,6 +124,10 @@ class MemoryStore(Store):
             self._journal.pop(dead.key, None)
         return dead is not None
 
+    async def queued_after(self, job: Job) -> list[tuple[str, bytes]]:
+        waiting = self._lanes.get(job.lane) or ()
+        return [(queued.event, queued.body) for queued in waiting if int(queued.id) > int(job.id)]
+
     async def get_state(self, lane: str) -> dict[str, Any]:
         return json.loads(self._state.get(lane, "{}"))  # a copy, as a real backend would give
 

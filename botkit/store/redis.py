@@ -419,6 +419,12 @@ class RedisStore(Store):
         return max(_MIN_WAIT, first[0][1] - self._clock())
 
     @_unavailable_on_redis_errors
+    async def queued_after(self, job: Job) -> list[tuple[str, bytes]]:
+        # the lane's stream holds its queued events, this one (its head, in flight) first
+        entries = await self._client.xrange(self._key("lane", job.lane), f"({job.id}-0", "+")
+        return [(fields[b"event"].decode(), fields[b"body"]) for _, fields in entries]
+
+    @_unavailable_on_redis_errors
     async def done(self, job: Job) -> None:
         if not await self._run("done", job.lane, job.id, repr(self._clock()), job.key, self.consumer):
             log.warning("finished an event another worker took over after this one's lease ran out; it may "

@@ -390,6 +390,13 @@ class SQLiteStore(Store):
 
         return await self._call(op)
 
+    async def queued_after(self, job: Job) -> list[tuple[str, bytes]]:
+        # the queue_lane index (lane, seq): the lane's few newer rows
+        rows = await self._call(lambda db: db.execute(
+            "SELECT event, body FROM queue WHERE lane = ? AND seq > ? ORDER BY seq",
+            (job.lane, int(job.id))).fetchall())
+        return [(event, bytes(body)) for event, body in rows]
+
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = await self._call(lambda db: db.execute(
             "SELECT seq, key, lane, event, body, delivery_id, attempts, error, failed_at FROM dead_letters "

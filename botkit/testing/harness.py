@@ -9,6 +9,8 @@ Deliveries are signed with the fake bot's secret and posted over a real socket; 
 real ChatwootClient on the fake. `settle()` waits until the queue is empty and nothing is in flight, including
 a dead letter's fallback hand-off. Settings come from the environment (and `env_file`, if given), with the
 fake's URL, token and secret, an in-memory store and a short retry backoff on top.
+Burst merging is off unless a test sets `botkit_burst_window` (waiting out a window after each message would
+only slow a test down).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class BotServer:
         self.settings = settings = load_settings(
             env_file=self.env_file, chatwoot_base_url=self.fake.url, chatwoot_bot_token=self.fake.bot_token,
             chatwoot_webhook_secret=self.fake.bot_secret, botkit_store=self.store_url, botkit_teams=self.teams,
-            botkit_retry_backoff=0.05, **self.extra_settings,
+            botkit_retry_backoff=0.05, **{"botkit_burst_window": 0, **self.extra_settings},
         )
         self.app = build_app(settings, self.bot)
         self.url = await self._stack.enter_async_context(serve_app(self.app))
