@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     # Attachments the contact sends (botkit/media.py)
     botkit_max_image_bytes: int = Field(5 * 1024 * 1024, ge=0)  # an image inlined for a model
     botkit_max_audio_bytes: int = Field(25 * 1024 * 1024, ge=0)  # a voice note sent for transcription
+    botkit_max_document_bytes: int = Field(10 * 1024 * 1024, ge=0)  # a document read for a model (kb extra)
     botkit_transcription_model: str | None = None  # e.g. whisper-1: voice notes become text before handlers run
     botkit_transcription_base_url: str | None = None  # an OpenAI-compatible server; OPENAI_BASE_URL when unset
 

@@ -175,6 +175,12 @@ class Context:
         message = self.message
         return [a for a in message.attachments if a.file_type == "image"] if message else []
 
+    @property
+    def documents(self) -> list[events.Attachment]:
+        """The files (PDFs, documents: Chatwoot's file_type `file`) the contact sent with this message."""
+        message = self.message
+        return [a for a in message.attachments if a.file_type == "file"] if message else []
+
     # languages ----------------------------------------------------------------------------------------
     @property
     def language(self) -> str:

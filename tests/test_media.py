@@ -168,3 +168,39 @@ async def test_a_failed_transcription_is_logged_and_the_handler_goes_on(caplog):
     assert len(model.transcriptions) == 1
     assert model.requests[0].conversation[-1]["content"] == "[the contact sent 1 attachment(s): audio]"
     assert any("was not transcribed (BadRequestError)" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_pdf_the_contact_sends_is_read_for_the_model_and_not_kept_in_memory():
+    from tests.support.knowledge import make_pdf
+
+    pdf = make_pdf("Order 4417", ["Delivery address: 12 Rua Augusta, Lisbon", "Items: one blue kettle"])
+    async with running() as (server, model):
+        url = server.fake.add_file("order.pdf", pdf, "application/pdf")
+        model.reply("I see order 4417.")
+        model.reply("Anything else?")
+        await server.deliver(factories.contact_message("here is my order", attachments=[
+            {**factories.file(url, file_size=len(pdf)), "extension": "pdf"}]))
+        await server.settle()
+        await server.deliver(factories.contact_message("thanks"))
+        await server.settle()
+    sent = model.requests[0].conversation[-1]["content"]
+    assert sent.startswith("here is my order\n\n[the contact's document ")
+    assert "12 Rua Augusta, Lisbon" in sent and "one blue kettle" in sent
+    assert model.requests[1].conversation[1] == {"role": "user", "content": "here is my order"}
+
+
+@pytest.mark.parametrize(("name", "data", "settings", "logged"), [
+    ("big.pdf", b"%PDF-1.4" + b"x" * 5000, {"botkit_max_document_bytes": 100}, "BOTKIT_MAX_DOCUMENT_BYTES"),
+    ("sheet.xlsx", b"PK\x03\x04", {}, ".xlsx is not a kind of document botkit reads"),
+    ("broken.pdf", b"not a pdf at all", {}, "it could not be read (DocumentError)"),
+])
+async def test_a_document_botkit_cannot_read_is_left_out_with_a_log_line(caplog, name, data, settings, logged):
+    with caplog.at_level(logging.INFO, logger="botkit.media"):
+        async with running(**settings) as (server, model):
+            url = server.fake.add_file(name, data, "application/octet-stream")
+            model.reply("ok")
+            attachment = {**factories.file(url, file_size=len(data)), "extension": name.rsplit(".", 1)[1]}
+            await server.deliver(factories.contact_message("see attached", attachments=[attachment]))
+            await server.settle()
+    assert model.requests[0].conversation[-1]["content"] == "see attached"
+    assert any(logged in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]

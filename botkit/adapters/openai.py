@@ -72,6 +72,8 @@ class OpenAISettings(BaseSettings):
     max_tokens_per_conversation: int = Field(60000, ge=1)
     # the contact's images: off, url (the model fetches Chatwoot's URL), inline (botkit fetches it, as a data URL)
     images: Literal["off", "url", "inline"] = "url"
+    # characters of each document the contact sends (PDF, HTML, text: the kb extra's readers) given to the model
+    document_chars: int = Field(6000, ge=0)
     # sent in the contact's language when the text is a msgid of the bot's catalogue (botkit/i18n.py)
     fallback_message: str = N_("Sorry, I can't answer right now. A member of our team will get back to you shortly.")
     handoff_message: str = N_("I'm handing you over to a member of our team.")
@@ -333,7 +335,7 @@ class OpenAIHandler(Handler):
         transcript: list[dict[str, str]] = memory["transcript"]
         user = {"role": "user", "content": text}
         # this turn's items: the message (with its images), tool calls and their results
-        pending: list[dict[str, Any]] = [await self._with_images(ctx, user)]
+        pending: list[dict[str, Any]] = [await self._with_attachments(ctx, user)]
         system = self.system_prompt(ctx) + (f"\n\n{context}" if context else "")
         said: list[str] = []
         try:
@@ -367,8 +369,17 @@ class OpenAIHandler(Handler):
                 transcript.append({"role": "assistant", "content": "\n".join(said)})
             trim(transcript, self.settings.history_turns, self.settings.history_chars)
 
-    async def _with_images(self, ctx: Context, user: dict[str, Any]) -> dict[str, Any]:
-        """The contact's message with its images as image parts (the transcript keeps the text only)."""
+    async def _with_attachments(self, ctx: Context, user: dict[str, Any]) -> dict[str, Any]:
+        """The contact's message with the text of its documents and its images as image parts, for this turn's
+        request only (the conversation's memory keeps the message's text)."""
+        text = user["content"]
+        if self.settings.document_chars:
+            for attachment in ctx.documents:
+                document = await ctx.media.read_document(attachment)
+                if document is not None:
+                    title, body = document
+                    text += f"\n\n[the contact's document {title!r}]\n{body[:self.settings.document_chars]}"
+        user = {"role": "user", "content": text}
         mode = self.settings.images
         if mode == "off" or not ctx.images:
             return user
