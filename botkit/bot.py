@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from botkit import channels, events, i18n, outcomes, turn
 from botkit.agents import Agents, due_event, is_due_event
 from botkit.bursts import STATE_KEY, BurstPolicy, Stale, gather, is_contact_message, newer_contact_message
+from botkit.bursts import drop as drop_burst
 from botkit.config import ConfigError
 from botkit.context import Context
 from botkit.delivery import DeliveryFailure, failure_of
@@ -251,6 +252,9 @@ class Bot:
         store = runtime.store
         if event.name == "conversation_resolved":
             await store.clear_state(job.lane)  # a resolved conversation starts afresh
+        elif (self.bursts is not None and event.name == "conversation_status_changed"
+              and event.conversation is not None and event.conversation.status != "pending"):
+            await drop_burst(store, job.lane)  # humans have it now
         if event.name == INDEX_EVENT:  # the index of hand-offs waiting for opening time (botkit/openings.py)
             return await self.agents.openings.update_index(event.raw)
         if is_due_event(event):

@@ -17,6 +17,10 @@ flight, and the newer ones queue behind it where it can see them. After a crash 
 event in flight runs again: its text is in the burst already (kept once, by message id), its window is over,
 and it answers the burst once; the journal keeps a retry from asking the model or replying twice.
 
+A burst whose answer never came (its last event failed for good and the conversation went to a human) is
+dropped when the conversation leaves the bot (a status change away from pending), so a later turn does not
+answer messages a human has dealt with since.
+
 A reply the contact made stale (they wrote again while the model was answering) is not sent: `ctx.reply`
 raises `Stale`, the turn's state changes are dropped, and the burst, kept, is answered with the newer message.
 """
@@ -71,6 +75,13 @@ async def newer_contact_message(store: Store, job: Job, bot: Bot) -> bool:
         if is_contact_message(event, bot):
             return True
     return False
+
+
+async def drop(store: Store, lane: str) -> None:
+    """Forget a conversation's unanswered burst (it left the bot's hands)."""
+    state = await store.get_state(lane)
+    if state.pop(STATE_KEY, None) is not None:
+        await store.set_state(lane, state)
 
 
 async def gather(policy: BurstPolicy, store: Store, job: Job, bot: Bot, state: dict[str, Any], message_id: Any,

@@ -14,7 +14,9 @@ import pytest
 
 from botkit import Bot, KeywordRouter
 from botkit.adapters.openai import OpenAIHandler
+from botkit.app import DEFAULT_BOT_NAME
 from botkit.config import load_settings
+from botkit.store import lane_for
 from botkit.testing import factories
 from botkit.testing.fake_chatwoot import FakeChatwoot
 from botkit.testing.fake_openai import FakeOpenAI
@@ -191,3 +193,16 @@ async def test_two_workers_on_redis_answer_a_burst_once(tmp_path, botkit_process
     assert said(chatwoot, 128) == ["On it."] and said(chatwoot, 129) == ["On it."]
     asked = sorted(r.conversation[-1]["content"] for r in model.requests)
     assert asked == ["\n".join(f"{t} ({c})" for t in BURST) for c in (128, 129)]
+
+
+async def test_a_burst_left_unanswered_is_dropped_when_humans_take_the_conversation():
+    async with model_bot(botkit_burst_window=0.2) as (server, model):
+        lane = lane_for(DEFAULT_BOT_NAME, "1:128")
+        await server.store.set_state(lane, {"burst": [{"id": 1, "text": "an old message", "at": 0.0}]})
+        await server.deliver(factories.conversation_event("conversation_status_changed", status="open"))
+        await server.settle()
+        assert "burst" not in await server.store.get_state(lane)
+        model.reply("Hello again!")
+        await server.deliver(factories.contact_message("hello"))
+        await server.settle()
+    assert model.requests[0].conversation[-1]["content"] == "hello"
