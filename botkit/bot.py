@@ -333,15 +333,15 @@ class Bot:
             assert ctx.message is not None
             store = self.runtime.store
             memory = ctx.memory
-            texts = await gather(self.bursts, store, ctx.job, self, ctx.state, ctx.message.id, ctx.text,
+            burst = await gather(self.bursts, store, ctx.job, self, ctx.state, ctx.message, ctx.text,
                                  save=lambda state: store.set_state(
                                      ctx.job.lane, {**state, KEY: memory.dump()} if memory is not None else state))
-            if texts is None:
+            if burst is None:
                 ctx.burst = "absorbed"  # a newer message of the contact answers this one with it
                 return
             ctx.state.pop(STATE_KEY, None)  # answered now: dropped from the state saved after the turn
             ctx.burst = "answering"
-            ctx.merged_text = "\n".join(texts)
+            ctx.merged_text, ctx.merged_attachments = burst.text, burst.attachments
             ctx.newer_message = lambda: newer_contact_message(store, ctx.job, self)
         if ctx.event.name in MESSAGES:
             self.agents.before_handlers(ctx)

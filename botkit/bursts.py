@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("botkit.bursts")
 
-STATE_KEY = "burst"  # in the conversation's state: [{"id": message id, "text": ..., "at": unix time}, ...]
+STATE_KEY = "burst"  # the conversation's state: [{"id": message id, "text", "at": unix time, "attachments"}, ...]
 POLL = 0.05  # seconds between looks at the lane while waiting
 
 
@@ -84,16 +84,27 @@ async def drop(store: Store, lane: str) -> None:
         await store.set_state(lane, state)
 
 
-async def gather(policy: BurstPolicy, store: Store, job: Job, bot: Bot, state: dict[str, Any], message_id: Any,
-                 text: str, *, save: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
-                 clock: Any = time.time) -> list[str] | None:
-    """Add this message to the burst, wait out the window; the burst's texts to answer now, or None when a newer
-    contact message will answer them. The burst is saved before waiting; the caller drops it from the state
+@dataclass(frozen=True)
+class Turn:
+    """What a burst says, to answer as one turn: its texts joined in order, and every attachment."""
+
+    text: str
+    attachments: list[events.Attachment]
+    messages: int
+
+
+async def gather(policy: BurstPolicy, store: Store, job: Job, bot: Bot, state: dict[str, Any],
+                 message: events.Message, text: str, *,
+                 save: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+                 clock: Any = time.time) -> Turn | None:
+    """Add this message to the burst, wait out the window; the burst to answer now, or None when a newer
+    contact message will answer it. The burst is saved before waiting; the caller drops it from the state
     (`state.pop(STATE_KEY)`) when the turn is answered. `save` stores the state (the store's set_state
     by default; the Bot adds its own memory to it)."""
     burst: list[dict[str, Any]] = list(state.get(STATE_KEY) or [])
-    if all(part.get("id") != message_id for part in burst):
-        burst.append({"id": message_id, "text": text, "at": job.enqueued_at})
+    if all(part.get("id") != message.id for part in burst):
+        burst.append({"id": message.id, "text": text, "at": job.enqueued_at,
+                      "attachments": [a.model_dump() for a in message.attachments]})
         state[STATE_KEY] = burst
         await (save(state) if save is not None else store.set_state(job.lane, state))
     first = min(part["at"] for part in burst)
@@ -110,4 +121,6 @@ async def gather(policy: BurstPolicy, store: Store, job: Job, bot: Bot, state: d
     if len(burst) > 1:
         log.info("answering %d messages as one turn", len(burst), extra={"delivery_id": job.delivery_id,
                                                                          "lane": job.lane})
-    return [part["text"] for part in burst if part.get("text")]
+    return Turn("\n".join(part["text"] for part in burst if part.get("text")),
+                [events.Attachment.model_validate(a) for part in burst for a in part.get("attachments") or []],
+                len(burst))

@@ -101,6 +101,7 @@ class Context:
         self.template: TemplateMessage | None = None  # Chatwoot's own template message or an answer to one
         self.failure: DeliveryFailure | None = None  # the channel refused one of the bot's messages
         self.merged_text: str | None = None  # the texts of a burst answered as one turn (botkit/bursts.py)
+        self.merged_attachments: list[events.Attachment] | None = None  # and the burst's attachments
         self.burst: str | None = None  # absorbed (a newer message answers it), answering, or stale
         # answering a burst: "has the contact written again?" (botkit/bursts.py), asked before each reply
         self.newer_message: Callable[[], Awaitable[bool]] | None = None
@@ -170,16 +171,21 @@ class Context:
         return "\n".join(filter(None, [self.message.content or "", *self.transcripts]))
 
     @property
+    def attachments(self) -> list[events.Attachment]:
+        """What the contact attached to this message (to every message of a burst answered as one turn)."""
+        if self.merged_attachments is not None:
+            return self.merged_attachments
+        return list(self.message.attachments) if self.message else []
+
+    @property
     def images(self) -> list[events.Attachment]:
-        """The images the contact sent with this message."""
-        message = self.message
-        return [a for a in message.attachments if a.file_type == "image"] if message else []
+        """The images the contact sent with this message (or burst)."""
+        return [a for a in self.attachments if a.file_type == "image"]
 
     @property
     def documents(self) -> list[events.Attachment]:
-        """The files (PDFs, documents: Chatwoot's file_type `file`) the contact sent with this message."""
-        message = self.message
-        return [a for a in message.attachments if a.file_type == "file"] if message else []
+        """The files (PDFs, documents: Chatwoot's file_type `file`) the contact sent with this message (or burst)."""
+        return [a for a in self.attachments if a.file_type == "file"]
 
     # languages ----------------------------------------------------------------------------------------
     @property

@@ -206,3 +206,16 @@ async def test_a_burst_left_unanswered_is_dropped_when_humans_take_the_conversat
         await server.deliver(factories.contact_message("hello"))
         await server.settle()
     assert model.requests[0].conversation[-1]["content"] == "hello"
+
+
+async def test_a_photo_then_words_reach_the_model_together():
+    async with model_bot() as (server, model):
+        url = server.fake.add_file("parcel.jpg", b"\xff\xd8\xff" + b"j" * 100, "image/jpeg")
+        model.reply("I'm sorry the parcel arrived damaged.")
+        await server.deliver(factories.contact_message("", attachments=[factories.image(url)]))
+        await server.deliver(factories.contact_message("it arrived like this"))
+        await server.settle()
+        assert said(server.fake) == ["I'm sorry the parcel arrived damaged."]
+    [request] = model.requests
+    assert request.images == [url]
+    assert request.conversation[-1]["content"][0]["text"] == "it arrived like this"

@@ -601,10 +601,10 @@ _NOTHING = _Nothing("")
 def contact_text(ctx: Context) -> str:
     """What the contact said, or a short description of what they sent without words."""
     text = ctx.text.strip()
-    message = ctx.message
-    if not text and message is not None and message.attachments and ctx.event.name == "message_created":
-        kinds = ", ".join(sorted({a.file_type or "file" for a in message.attachments}))
-        return f"[the contact sent {len(message.attachments)} attachment(s): {kinds}]"
+    attachments = ctx.attachments
+    if not text and attachments and ctx.event.name == "message_created":
+        kinds = ", ".join(sorted({a.file_type or "file" for a in attachments}))
+        return f"[the contact sent {len(attachments)} attachment(s): {kinds}]"
     return text
 
 
