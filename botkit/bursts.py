@@ -49,6 +49,8 @@ POLL = 0.05  # seconds between looks at the lane while waiting
 class Stale(Exception):
     """A newer contact message arrived before the reply was sent: the turn is answered with it instead."""
 
+    handler_error = False  # not counted in botkit_handler_errors_total
+
 
 @dataclass(frozen=True)
 class BurstPolicy:

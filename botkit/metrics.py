@@ -148,8 +148,9 @@ class Metrics(NullMetrics):
         try:
             with logs.bind(handler=handler), span("botkit.handler", handler=handler):
                 yield
-        except Exception:
-            self.handler_errors.labels(handler).inc()
+        except Exception as exc:
+            if getattr(exc, "handler_error", True):  # bursts.Stale ends a turn without a fault
+                self.handler_errors.labels(handler).inc()
             raise
         finally:
             self.handler_seconds.labels(handler).observe(time.perf_counter() - started)

@@ -107,6 +107,8 @@ async def test_a_reply_made_stale_by_a_newer_message_is_not_sent_and_the_burst_i
         await server.deliver(factories.contact_message("my order is late"))
         await server.settle()
         assert said(server.fake) == ["Let me look at your order."]
+        metrics = (await server.client.get("/metrics")).text
+        assert 'botkit_handler_errors_total{handler="openai"}' not in metrics  # a stale turn is no fault
     assert [r.conversation[-1]["content"] for r in model.requests] == ["hi", "hi\nmy order is late"]
     # the dropped answer is not in the model's memory either: the second call sees no earlier turn
     assert [m["role"] for m in model.requests[1].conversation] == ["system", "user"]
