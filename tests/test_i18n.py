@@ -113,6 +113,15 @@ def test_the_shipped_mo_is_compiled_from_the_po(language):
     assert shipped == from_po, "run `make i18n` to compile the .mo"
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_fixed_string_comes_out_of_the_catalogue_in_each_language(language):
+    """Each msgid, through the loader botkit uses, gives that language's text (the .mo as shipped)."""
+    translations = {m.id: m.string for m in catalog(language) if m.id}
+    for msgid, text in translations.items():
+        assert i18n.DEFAULT_CATALOGUE.gettext(language, msgid) == text
+    assert i18n.DEFAULT_CATALOGUE.gettext(language, "A string nobody translated.") == "A string nobody translated."
+
+
 # the contact's language -------------------------------------------------------------------------------------
 
 def event(**overrides):
