@@ -18,7 +18,9 @@ The contact's language is read from what Chatwoot sends, first found wins (`lang
 3. the conversation's custom attribute `language` or `locale`;
 4. the conversation's additional attribute `browser_language` (web widget contacts: the first language of the
    browser's Accept-Language, `app/controllers/api/v1/widget/base_controller.rb#conversation_params`);
-5. the bot's default language (`BOTKIT_LANGUAGE`).
+5. on phone channels (WhatsApp, SMS), the official languages of the country of the contact's number
+   (`phonenumbers` for the country, Babel's CLDR data for its languages: +55 gives Portuguese, +34 Spanish);
+6. the bot's default language (`BOTKIT_LANGUAGE`).
 
 A bot can skip all of that and speak one language (`Bot(language="pt_BR")`). Private notes are for agents and
 use the bot's default language.
@@ -33,7 +35,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 from babel import Locale, UnknownLocaleError
+from babel.languages import get_official_languages
 
 log = logging.getLogger("botkit.i18n")
 
@@ -41,6 +45,8 @@ LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "botkit"  # botkit's own catalogue
 BOT_DOMAIN = "messages"  # a bot's own catalogues
 DEFAULT_LANGUAGE = "en"
+# Channels whose contacts are phone numbers (app/models/channel/*.rb)
+PHONE_CHANNELS = frozenset({"Channel::Whatsapp", "Channel::Sms", "Channel::TwilioSms"})
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's own name for "mark for extraction, translate later")
@@ -94,7 +100,21 @@ def language_candidates(event: Any) -> list[str]:
     if conversation is not None:
         found += [conversation.custom_attributes.get(k) for k in ("language", "locale")]
         found.append(conversation.additional_attributes.get("browser_language"))
+        if contact is not None and conversation.channel in PHONE_CHANNELS:
+            found += phone_languages(contact.phone_number)
     return [tag for tag in found if isinstance(tag, str) and tag.strip()]
+
+
+@functools.lru_cache(maxsize=1024)
+def phone_languages(number: str | None) -> tuple[str, ...]:
+    """The official languages of the country of an E.164 number ("+5511..." -> ("pt",)); () when unknown."""
+    if not number:
+        return ()
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(get_official_languages(region, de_facto=True)) if region else ()
 
 
 class Catalogue:
