@@ -329,11 +329,11 @@ class Bot:
         if not handlers:
             return
         await self._transcribe(ctx)
-        if self.bursts is not None and is_contact_message(ctx.event, self):
+        if self.bursts is not None and is_contact_message(ctx.event, self.admits):
             assert ctx.message is not None
             store = self.runtime.store
             memory = ctx.memory
-            burst = await gather(self.bursts, store, ctx.job, self, ctx.state, ctx.message, ctx.text,
+            burst = await gather(self.bursts, store, ctx.job, self.admits, ctx.state, ctx.message, ctx.text,
                                  save=lambda state: store.set_state(
                                      ctx.job.lane, {**state, KEY: memory.dump()} if memory is not None else state))
             if burst is None:
@@ -342,7 +342,7 @@ class Bot:
             ctx.state.pop(STATE_KEY, None)  # answered now: dropped from the state saved after the turn
             ctx.burst = "answering"
             ctx.merged_text, ctx.merged_attachments = burst.text, burst.attachments
-            ctx.newer_message = lambda: newer_contact_message(store, ctx.job, self)
+            ctx.newer_message = lambda: newer_contact_message(store, ctx.job, self.admits)
         if ctx.event.name in MESSAGES:
             self.agents.before_handlers(ctx)
         typing = self._typing_later(ctx) if ctx.event.name in MESSAGES and not ctx.suggesting else None

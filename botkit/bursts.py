@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 from botkit import events
 
 if TYPE_CHECKING:
-    from botkit.bot import Bot
     from botkit.store.base import Job, Store
+
+Admits = Callable[[events.Event], bool]  # the bot's policies: is this event the bot's business?
 
 log = logging.getLogger("botkit.bursts")
 
@@ -58,14 +59,14 @@ class BurstPolicy:
     max_wait: float = 8.0  # seconds from a burst's first message after which it is answered anyway
 
 
-def is_contact_message(event: events.Event, bot: Bot) -> bool:
+def is_contact_message(event: events.Event, admits: Admits) -> bool:
     """A public message the contact wrote that the bot would answer (message_created, admitted)."""
     return (isinstance(event, events.MessageEvent) and event.name == "message_created"
             and event.message.message_type == events.MessageType.incoming and not event.message.private
-            and (event.sender is None or event.sender.kind == "contact") and bot.admits(event))
+            and (event.sender is None or event.sender.kind == "contact") and admits(event))
 
 
-async def newer_contact_message(store: Store, job: Job, bot: Bot) -> bool:
+async def newer_contact_message(store: Store, job: Job, admits: Admits) -> bool:
     """Is a contact message the bot would answer queued after `job` in its lane?"""
     for name, body in await store.queued_after(job):
         if name != "message_created":
@@ -74,7 +75,7 @@ async def newer_contact_message(store: Store, job: Job, bot: Bot) -> bool:
             event = events.parse_json(body)
         except events.MalformedEvent:
             continue
-        if is_contact_message(event, bot):
+        if is_contact_message(event, admits):
             return True
     return False
 
@@ -95,7 +96,7 @@ class Turn:
     messages: int
 
 
-async def gather(policy: BurstPolicy, store: Store, job: Job, bot: Bot, state: dict[str, Any],
+async def gather(policy: BurstPolicy, store: Store, job: Job, admits: Admits, state: dict[str, Any],
                  message: events.Message, text: str, *,
                  save: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
                  clock: Any = time.time) -> Turn | None:
@@ -112,7 +113,7 @@ async def gather(policy: BurstPolicy, store: Store, job: Job, bot: Bot, state: d
     first = min(part["at"] for part in burst)
     deadline = min(job.enqueued_at + policy.window, first + policy.max_wait)
     while True:
-        if await newer_contact_message(store, job, bot):
+        if await newer_contact_message(store, job, admits):
             log.debug("the contact wrote again within the window; answered with the next message",
                       extra={"delivery_id": job.delivery_id, "lane": job.lane})
             return None
