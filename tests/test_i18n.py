@@ -155,14 +155,14 @@ def test_a_telegram_contacts_language_code_is_used():
     ("+41791234567", "de"), ("+14155550123", "en"), ("+819012345678", "en"), ("not a number", "en")])
 def test_a_whatsapp_contacts_language_comes_from_their_numbers_country(phone, expected):
     body = factories.contact_message("oi", channel="Channel::Whatsapp")
-    del body["conversation"]["additional_attributes"]["browser_language"]
+    body["conversation"]["additional_attributes"].pop("browser_language", None)
     body["sender"]["phone_number"] = phone
     assert i18n.DEFAULT_CATALOGUE.language_for(parse(body)) == expected
 
 
 def test_a_number_says_nothing_on_a_channel_that_is_not_a_phone():
     body = factories.contact_message("hi", channel="Channel::Email")
-    del body["conversation"]["additional_attributes"]["browser_language"]
+    body["conversation"]["additional_attributes"].pop("browser_language", None)
     body["sender"]["phone_number"] = "+5511987654321"
     assert i18n.DEFAULT_CATALOGUE.language_for(parse(body)) == "en"
 
@@ -203,7 +203,7 @@ async def test_a_widget_contact_gets_the_fallback_and_the_hand_off_in_their_lang
 async def test_a_brazilian_whatsapp_number_gets_the_fallback_in_portuguese(bot_flow):
     flow = await bot_flow(make_bot())
     body = factories.contact_message("oi", channel="Channel::Whatsapp")
-    del body["conversation"]["additional_attributes"]["browser_language"]
+    body["conversation"]["additional_attributes"].pop("browser_language", None)
     body["sender"]["phone_number"] = "+5511987654321"
     await flow.deliver(body)
     flow.expect_reply(FALLBACK["pt_BR"])
