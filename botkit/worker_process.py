@@ -58,6 +58,12 @@ class WorkerProcess:
             if self._stopping:
                 return
             delay = 1.0 if loop.time() - started > 60 else min(30.0, delay * 2)
+            if code == 0:
+                # A clean stop on a signal: Ctrl-C or systemd signals the whole group, and this server's own
+                # stop (which cancels this task) follows at once. Only a worker stopped alone is worth a line.
+                await asyncio.sleep(delay)
+                log.warning("the worker process was stopped (a signal to it alone); started another")
+                continue
             log.error("the worker process exited (code %s); starting another in %.0f s", code, delay)
             await asyncio.sleep(delay)
 
