@@ -2,14 +2,14 @@
 
 billing/payment -> the billing team; technical/bug -> the technical team; human/agent/person -> a human;
 anything else -> a prompt. Teams are mapped to Chatwoot ids with BOTKIT_TEAMS=billing=3,technical=4.
+BOTKIT_KEYWORDS_FILE replaces these rules with a TOML file's.
 """
 
 from botkit import Bot, KeywordRouter
-from botkit.adapters.keywords import GUIDE_FALLBACK, GUIDE_RULES
 
 
 def make_bot() -> Bot:
-    return Bot("support_router", [KeywordRouter(GUIDE_RULES, fallback=GUIDE_FALLBACK)])
+    return Bot("support_router", [KeywordRouter.from_settings()])
 
 
 bot = make_bot()

@@ -101,3 +101,16 @@ def test_a_bots_file_setting_with_a_bad_name_is_refused(clean):
     (clean / "bots.toml").write_text('[bots.a]\nsecret = "a"\nkeywords_file = "rules.toml"\n')
     with pytest.raises(ConfigError, match=r"unknown keys keywords_file; .* or any setting by its NAME"):
         routers(load_settings(env_file=None, botkit_bots_file="bots.toml"))
+
+
+def test_the_default_bot_reads_it_too(clean, monkeypatch):
+    """A new user's case: example.env's BOTKIT_KEYWORDS_FILE with the default bot (no BOTKIT_HANDLERS) was
+    ignored without a word, a missing file included."""
+    monkeypatch.delenv("BOTKIT_HANDLERS")
+    default_bot = {"botkit_allow_unsigned": True, "botkit_bot": "bots.support_router:make_bot"}
+    monkeypatch.setenv("BOTKIT_KEYWORDS_FILE", "rules.toml")
+    [router] = routers(load_settings(env_file=None, **default_bot))
+    assert replies(router) == ["Refunds take five days."]
+    monkeypatch.setenv("BOTKIT_KEYWORDS_FILE", "missing.toml")
+    with pytest.raises(ConfigError, match=r"^the keyword rules file missing.toml cannot be read"):
+        routers(load_settings(env_file=None, **default_bot))
