@@ -224,6 +224,17 @@ class Settings(BaseSettings):
             Schedule.parse(value)  # raises ValueError with the part that is wrong
         return value
 
+    @field_validator("botkit_holidays")
+    @classmethod
+    def _holidays(cls, value: str) -> str:
+        from botkit.hours import Schedule
+
+        try:
+            Schedule.parse("UTC", value)
+        except ValueError as exc:  # "holiday '2026-13-45' is not a date; ..." -> the day that is wrong
+            raise ValueError(str(exc).removeprefix("holiday ")) from None
+        return value
+
     @field_validator("botkit_suggest_inboxes")
     @classmethod
     def _inboxes(cls, value: str | None) -> str | None:

@@ -19,6 +19,8 @@ from tests.conftest import ROOT
                                        "(it is 'postgres://x')."),
     ({"botkit_bot": "bots.support_router"}, "BOTKIT_BOT must be module:attribute, e.g. bots.support_router:bot "
                                             "(it is 'bots.support_router')."),
+    ({"botkit_holidays": "2026-13-45"}, "BOTKIT_HOLIDAYS '2026-13-45' is not a date; write it 2026-12-25 "
+                                        "(it is '2026-13-45')."),
 ])
 def test_a_wrong_setting_is_one_sentence_naming_it(overrides, sentence):
     with pytest.raises(ConfigError) as caught:
