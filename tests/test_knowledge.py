@@ -319,6 +319,12 @@ def test_kb_json_faq(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "1. [faq] Do you ship abroad?" in capsys.readouterr().out
 
 
+def test_kb_search_on_an_empty_knowledge_base_says_what_to_do(cli_env: Path, capsys) -> None:
+    # A new user's first `botkit kb search` printed only "verdict: unanswered", as if nothing matched.
+    assert main(["kb", "search", "how do I reset my password?"]) == 0
+    assert "the knowledge base has no documents yet: add them with botkit kb add" in capsys.readouterr().err
+
+
 def test_kb_reindex_after_changing_the_embeddings(cli_env: Path, docs: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kb", "add", str(docs)]) == 0

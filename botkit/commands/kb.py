@@ -144,6 +144,9 @@ def search(args: argparse.Namespace) -> int:
     kb = _kb()
     kb.check_embedder()
     found = kb.search(args.question, limit=args.limit)
+    if not found.hits and all(d.kind == "handoff" for d in kb.index.documents()):  # the shipped examples only
+        print("botkit: the knowledge base has no documents yet: add them with botkit kb add PATH... or botkit kb "
+              "sync.", file=sys.stderr)
     print(f"verdict: {found.verdict} (confidence {found.best.confidence if found.best else 0:.3f}, "
           f"threshold {found.threshold:.3f}, {found.took_ms:.1f} ms)")
     for rank, hit in enumerate(found.hits, start=1):
