@@ -202,3 +202,9 @@ def test_botkit_playground_serves_the_page_on_loopback(tmp_path: Path) -> None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
     assert process.returncode == 0
+
+
+async def test_the_browsers_request_for_an_icon_is_no_error(playground: Any) -> None:
+    # A new user's browser console showed "Failed to load resource: 404" for /favicon.ico on the first reply.
+    async with httpx.AsyncClient(base_url=playground.url) as client:
+        assert (await client.get("/favicon.ico")).status_code == 204

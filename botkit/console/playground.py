@@ -60,6 +60,7 @@ class Playground:
             Route("/api/contact", self.contact, methods=["POST"]),
             Route("/api/agent", self.agent, methods=["POST"]),
             Route("/api/channel", self.switch_channel, methods=["POST"]),
+            Route("/favicon.ico", _no_icon),  # every browser asks; a 404 shows as an error in its console
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ])
 
@@ -315,3 +316,7 @@ def _handoffs(timelines: list[dict[str, Any]], messages: list[dict[str, Any]]) -
     if found and bot_notes:
         found[-1]["summary"] = bot_notes[-1]
     return found
+
+
+async def _no_icon(request: Request) -> Response:
+    return Response(status_code=204)
