@@ -177,3 +177,11 @@ async def test_the_html_report_opens_in_the_browser(browser_page: Any, tmp_path:
     assert await page.locator('svg rect.bar[data-label="handler"]').count() == 1
     assert await page.locator('svg polyline.series[data-series="taken"]').count() == 1
     await screenshot(page, tmp_path, "outcomes", readme=True)
+
+
+def test_botkit_report_where_there_is_no_store_says_so(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    # A new user's `botkit report` in another directory made an empty botkit.db there and reported 0 of all.
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--store", "sqlite:///./botkit.db"]) == 2
+    assert capsys.readouterr().err.startswith("botkit: there is no store at ./botkit.db: run botkit report where ")
+    assert not (tmp_path / "botkit.db").exists()
