@@ -101,6 +101,7 @@ class System:
         }[self.name]
 
     def start(self, model_seconds: float = 0, *, new_store: bool = True) -> None:
+        self.stop()  # never two at once: the cleanup stops only the newest
         self.port = free_port()
         if new_store:
             self.store = f"sqlite:///{self.tmp}/{self.name}-{time.monotonic_ns()}.db"
@@ -334,6 +335,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="bursts per system, taken in turns (median)")
     parser.add_argument("--kill-events", type=int, default=1500, help="deliveries of the SIGKILL round")
     args = parser.parse_args()
+    # a SIGTERM (`timeout`, a CI step's end) unwinds like Ctrl-C, so the servers, each in its own session, are
+    # stopped by the cleanup below instead of being left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     systems = args.systems.split(",")
     if shutil.which("wrk") is None:
         raise SystemExit("the burst needs wrk: apt-get install wrk")
