@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from botkit import Bot, Handler
+from botkit import Bot
 from botkit.app import build_app
 from botkit.chatwoot import ChatwootClient
 from botkit.config import load_settings
@@ -22,6 +22,7 @@ from botkit.runtime import ChatwootActions
 from botkit.security import signed_headers
 from botkit.testing import factories
 from botkit.testing.server import serve_app
+from tests.support.fails_once import FailsOnce
 
 IMPLEMENTATIONS = [ChatwootClient, ConsoleChatwoot]
 
@@ -48,19 +49,6 @@ def test_each_implementation_offers_every_call_of_the_protocol(implementation):
             assert offered[parameter.name].kind == parameter.kind, f"{implementation.__name__}.{name}({parameter})"
     assert isinstance(implementation.dry_run, bool) and hasattr(implementation, "busy")
 
-
-class FailsOnce(Handler):
-    """Fails its first attempt (a transient error), then answers: its retry may be stale, so it looks."""
-
-    def __init__(self) -> None:
-        self.attempts = 0
-
-    async def handle(self, ctx) -> bool:
-        self.attempts += 1
-        if self.attempts == 1:
-            raise ConnectionError("the model timed out")
-        await ctx.reply(f"Answer to: {ctx.text}")
-        return True
 
 
 async def test_a_dry_run_takes_a_retried_event(capsys, caplog, monkeypatch):

@@ -21,6 +21,7 @@ from botkit.testing import factories
 from botkit.testing.fake_chatwoot import FakeChatwoot
 from botkit.testing.harness import BotServer
 from bots.support_router import make_bot
+from tests.support.fails_once import FailsOnce
 
 CONVERSATION = 128
 
@@ -207,19 +208,6 @@ async def test_an_assignment_whose_snapshot_predates_the_bots_reply_is_not_answe
 
 # 3. Look before acting ---------------------------------------------------------------------------------
 
-
-class FailsOnce(Handler):
-    """Fails its first attempt (a transient error), then answers."""
-
-    def __init__(self) -> None:
-        self.attempts = 0
-
-    async def handle(self, ctx) -> bool:
-        self.attempts += 1
-        if self.attempts == 1:
-            raise ConnectionError("the model timed out")
-        await ctx.reply(f"Answer to: {ctx.text}")
-        return True
 
 
 async def test_a_retried_event_drops_its_actions_when_a_human_replied_meanwhile(caplog):
