@@ -105,6 +105,7 @@ class Context:
         self.burst: str | None = None  # absorbed (a newer message answers it), answering, or stale
         # answering a burst: "has the contact written again?" (botkit/bursts.py), asked before each reply
         self.newer_message: Callable[[], Awaitable[bool]] | None = None
+        self._attributes_set: dict[str, Any] = {}  # custom attributes set in this turn (set_attributes)
 
     # what and who -------------------------------------------------------------------------------------
     @property
@@ -470,9 +471,15 @@ class Context:
             self.account_id, self.conversation_id, list(labels)))
 
     async def set_attributes(self, **attributes: Any) -> Any:
-        """Merge into the conversation's custom attributes (Chatwoot's own call replaces them all)."""
-        return await self.act("set_attributes", lambda: self.chatwoot.set_custom_attributes(
-            self.account_id, self.conversation_id, attributes))
+        """Merge into the conversation's custom attributes (Chatwoot's own call replaces them all). Where
+        Chatwoot cannot show the conversation to the bot (a 500 up to 4.15.1 for one with a team), the merge is
+        made onto the attributes the event carried and those this turn set (ChatwootClient.set_custom_attributes)."""
+        conversation = self.conversation
+        known = {**(conversation.custom_attributes if conversation else {}), **self._attributes_set}
+        result = await self.act("set_attributes", lambda: self.chatwoot.set_custom_attributes(
+            self.account_id, self.conversation_id, attributes, known=known))
+        self._attributes_set.update(attributes)  # also when skipped on a retry: the next merge keeps them
+        return result
 
 
 MENU_HINT = i18n.N_("Reply with the number of your choice.")  # below a menu sent as numbered text

@@ -72,5 +72,5 @@ class ConsoleChatwoot:
         return self._say(account_id, conversation_id, f"remove labels {', '.join(labels)}")
 
     async def set_custom_attributes(self, account_id: int, conversation_id: int, attributes: dict[str, Any],
-                                    *, merge: bool = True) -> Any:
+                                    *, merge: bool = True, known: dict[str, Any] | None = None) -> Any:
         return self._say(account_id, conversation_id, f"set attributes {attributes}")

@@ -62,7 +62,7 @@ class Actions:
     async def remove_labels(self, account_id, conversation_id, labels):
         return self._call("remove_labels", *labels)
 
-    async def set_custom_attributes(self, account_id, conversation_id, attributes, *, merge=True):
+    async def set_custom_attributes(self, account_id, conversation_id, attributes, *, merge=True, known=None):
         return self._call("attributes", attributes)
 
     async def aclose(self):

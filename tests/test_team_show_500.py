@@ -3,7 +3,8 @@
 
 The fake reproduces it (`team_show_fails`), and botkit's looks (before a stale action, after an unclear create)
 take that 500 as "cannot look" at once instead of retrying it until the retry deadline: the stale turn acts on
-its delivery alone, the unclear create is handed off as before. Over real sockets: the real server and client.
+its delivery alone, the unclear create is handed off as before; `ctx.set_attributes` merges onto the attributes
+the event carried. Over real sockets: the real server and client.
 """
 
 from __future__ import annotations
@@ -78,3 +79,40 @@ async def test_an_unclear_create_on_a_conversation_with_a_team_is_handed_off_aft
     assert replies(fake) == ["Answer to: where is my parcel?"]  # saved once, never sent again
     assert fake.conversation(CONVERSATION).status == "open"  # handed to humans, as when it cannot be told
     assert len(fake.requests_to("GET", SHOW)) == 1
+
+
+def remembers_the_order() -> Bot:
+    bot = Bot("helper")
+
+    @bot.fallback
+    async def remember(ctx):
+        await ctx.set_attributes(order="1234")
+        await ctx.set_attributes(topic="refund")  # the second merge keeps the first one's key
+
+    return bot
+
+
+async def test_merging_custom_attributes_on_a_conversation_with_a_team_uses_those_the_event_carried(caplog):
+    fake = fake_with_a_team()
+    fake.conversation(CONVERSATION).custom_attributes = {"plan": "pro"}
+    event = contact_writes(fake, "where is my refund?")
+    event["conversation"]["custom_attributes"] = {"plan": "pro"}  # as Chatwoot sends them in each webhook
+    async with BotServer(remembers_the_order(), fake=fake, chatwoot_retry_deadline=3.0) as server:
+        await server.deliver(event)
+        await server.settle()
+        assert await server.store.dead_letters() == []
+    assert fake.conversation(CONVERSATION).custom_attributes == {"plan": "pro", "order": "1234", "topic": "refund"}
+    assert len(fake.requests_to("GET", SHOW)) == 2  # one GET per merge, its 500 not retried
+    assert any("up to 4.15.1" in r.getMessage() for r in caplog.records)  # says why it merged onto the event's
+
+
+async def test_a_merge_without_known_attributes_still_retries_the_500_and_writes_nothing():
+    fake = fake_with_a_team()
+    fake.conversation(CONVERSATION).custom_attributes = {"plan": "pro"}
+    async with fake.serve(), ChatwootClient(fake.url, fake.bot_token, deadline=1.0, backoff_base=0.01) as client:
+        with pytest.raises(ServerError):
+            await client.set_custom_attributes(1, CONVERSATION, {"order": "1234"})
+        answer = await client.set_custom_attributes(1, CONVERSATION, {"order": "1234"}, known={"plan": "pro"})
+    assert len(fake.requests_to("GET", SHOW)) > 2  # the first merge retried; the second looked once
+    assert answer == {"custom_attributes": {"plan": "pro", "order": "1234"}}
+    assert len(fake.requests_to("POST", f"{SHOW}/custom_attributes")) == 1  # never replaced the hash blindly

@@ -484,12 +484,31 @@ class ChatwootClient(AdminEndpoints):
         return await self.set_labels(account_id, conversation_id, wanted)
 
     async def set_custom_attributes(
-        self, account_id: int, conversation_id: int, attributes: dict, *, merge: bool = True
+        self, account_id: int, conversation_id: int, attributes: dict, *, merge: bool = True,
+        known: dict | None = None,
     ) -> dict:
-        """Set custom attributes; with merge (the default) the others are kept, else the hash is replaced."""
+        """Set custom attributes; with merge (the default) the others are kept, else the hash is replaced
+        (Chatwoot's `POST …/custom_attributes` replaces the whole hash). Returns Chatwoot's answer
+        (`{"custom_attributes": {...}}`).
+
+        The merge reads the current attributes with a GET of the conversation. Up to 4.15.1 Chatwoot answers a
+        bot's GET of a conversation with a team 500 (`app/views/api/v1/conversations/partials/_team.json.jbuilder`).
+        `known`: the attributes the caller last saw (a webhook's `conversation.custom_attributes`, plus what it
+        set since). Given it, that 500 is not retried: the merge is made onto `known`, so a key someone else
+        changed or added after the caller saw them is written back as `known` has it (or dropped). Without
+        `known` a 500 is retried like any other and finally raised (ServerError)."""
         if merge:
-            conversation = await self.get_conversation(account_id, conversation_id)
-            attributes = {**(conversation.get("custom_attributes") or {}), **attributes}
+            try:
+                conversation = await self.get_conversation(account_id, conversation_id, retry_500=known is None)
+                current = conversation.get("custom_attributes") or {}
+            except ServerError as exc:
+                if known is None or exc.status != 500:
+                    raise
+                logger.warning("could not read the conversation's custom attributes (Chatwoot answered 500, as "
+                               "it does up to 4.15.1 for a conversation with a team: upgrade Chatwoot); merging "
+                               "onto the ones the event carried")
+                current = known
+            attributes = {**current, **attributes}
         return await self._request(
             "POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/custom_attributes",
             idempotent=True, json={"custom_attributes": attributes},
