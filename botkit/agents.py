@@ -167,8 +167,8 @@ class Agents:
     # the transcript and suggestions ------------------------------------------------------------------------
     def before_handlers(self, ctx: Context) -> None:
         """A contact message: keep it in the transcript; in suggest mode, start a fresh list of suggestions."""
-        if ctx.event.name == "message_created" and self.summary != "off":
-            remember(ctx.state, "contact", ctx.text)
+        if self.summary != "off" and (ctx.event.name == "message_created" or ctx.answer is not None):
+            remember(ctx.state, "contact", _as_seen(ctx))
         if ctx.suggesting and ctx.event.name == "message_created":
             _own(ctx.state)["suggestions"] = []
 
@@ -361,3 +361,11 @@ def due_event(event: events.Event) -> events.Event:
     return events.ConversationEvent(name=DUE_EVENT, account=raw.get("account") or {},
                                     conversation=raw.get("conversation") or {}, raw=raw)
 
+
+
+def _as_seen(ctx: Context) -> str:
+    """The contact's message as they saw it, for the transcript: a menu pick is the option's title (the
+    handlers' `ctx.text` is its value, which the contact never saw), a form its submitted values."""
+    if ctx.answer is not None and ctx.answer.submitted:
+        return ", ".join(str(item.get("title") or item.get("value") or "") for item in ctx.answer.submitted)
+    return ctx.text

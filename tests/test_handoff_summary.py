@@ -8,6 +8,7 @@ from botkit import Bot, Context, KeywordRouter, Rule
 from botkit.adapters.openai import OpenAIHandler
 from botkit.summary import HEADER
 from botkit.testing.fake_openai import FakeOpenAI
+from botkit.testing.flow import BotFlow
 
 
 def one_summary_then_open(flow) -> str:
@@ -137,3 +138,28 @@ async def test_the_summary_and_the_commands_speak_the_agents_language(bot_flow):
     await flow.send("quiero un humano")
     flow.expect_reply("Un momento.").expect_summary("Por qué: una regla de palabras clave", "Quiere: quiero un humano")
     assert flow.actions[1].value.startswith("Resumen de traspaso (Jane Doe; idioma: en)")
+
+
+@pytest.mark.parametrize("channel", ["whatsapp", "telegram", "web", "sms"])
+async def test_the_summary_shows_the_menu_pick_the_contact_saw_not_its_value(channel):
+    """A tap comes back as the title (WhatsApp), the value (Telegram), `submitted_values` (the widget) or a
+    typed number (a numbered menu); the agent reads the title the contact picked on every channel."""
+    from botkit.rich import InputSelect, Option
+
+    bot = Bot("shop")
+
+    @bot.on_answer("human")
+    async def to_human(ctx: Context) -> None:
+        await ctx.handoff()
+
+    @bot.fallback
+    async def menu(ctx: Context) -> None:
+        await ctx.reply(InputSelect("What would you like to do?",
+                                    [Option("Track my order", "track"), Option("Talk to a human", "human")]))
+
+    async with BotFlow.start(bot, channel=channel) as flow:
+        await flow.send("Where is my parcel?")
+        await flow.choose("Talk to a human")
+        summary = one_summary_then_open(flow)
+    assert "Wants: Where is my parcel?" in summary
+    assert "Last message: Talk to a human" in summary.splitlines(), summary
