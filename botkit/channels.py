@@ -20,12 +20,16 @@ How a channel shows an `input_select` (`app/jobs/send_reply_job.rb` picks the se
 | Channel::Line | a flex bubble of message buttons | a new message, the value |
 | Channel::TwilioSms (SMS, WhatsApp), Sms (Bandwidth), Email, Instagram, Tiktok | text only | typed text |
 
+Telegram's `callback_data` is at most 64 bytes and never shown to the contact, so an option whose value is
+longer goes out with a short key in its place (`key_of`), and `botkit.menus` maps the tap back to the value.
+
 `cards`, `form`, `article` and `input_email` are shown only by the widget (and passed on by the API channel);
 elsewhere Chatwoot sends `content` alone, so `render` writes their content, titles and links into the text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +60,7 @@ class Channel:
     needs_body: bool = False  # a menu without text is refused or silently dropped
     distinct_titles: bool = False  # the answer is the title: two equal titles cannot be told apart
     needs_values: bool = False  # the answer is the value, which the provider needs non-empty
+    hidden_values: bool = False  # the contact never sees the value: an over-long one can go as a short key
     reply_window_hours: int | None = None  # hours after the contact's last message the bot may reply
     limits: str = ""  # where the limits come from
 
@@ -70,9 +75,11 @@ WHATSAPP = Channel("whatsapp", "Channel::Whatsapp", "WhatsApp", "buttons", answe
                    reply_window_hours=24, limits="Meta's interactive messages")
 WHATSAPP_BUTTONS = 3
 WHATSAPP_BUTTON_TITLE = 20
-# Telegram: an inline keyboard, one button per row; callback_data is 1-64 bytes, text at most 4096.
+# Telegram: an inline keyboard, one button per row; callback_data is 1-64 bytes, text at most 4096. The tap
+# comes back as a new message whose text is the callback_data (`app/services/telegram/param_helpers.rb`).
 TELEGRAM = Channel("telegram", "Channel::Telegram", "Telegram", "keyboard", answer="value", max_value_bytes=64,
-                   max_body=4096, needs_body=True, needs_values=True, limits="Telegram's Bot API")
+                   max_body=4096, needs_body=True, needs_values=True, hidden_values=True,
+                   limits="Telegram's Bot API")
 # Facebook Messenger: quick replies, payload = title; at most 13, of 20 characters; text of 2000.
 FACEBOOK = Channel("facebook", "Channel::FacebookPage", "Facebook Messenger", "quick_replies", answer="title",
                    max_items=13, max_title=20, max_body=2000, needs_body=True, distinct_titles=True,
@@ -115,7 +122,8 @@ class Rendered:
     `payload` has `content`, `content_type` and `content_attributes` (None for text). `form` says how the
     contact sees it: text, numbered (a menu as numbered text), buttons, list, keyboard, quick_replies, flex,
     native (the widget), passed (the API channel). `options` are the menu's `{title, value}` items (for
-    matching the answer); `limit` names the limit that made a menu numbered text, if one did."""
+    matching the answer), with `key` where the payload carries that short key instead of an over-long value;
+    `limit` names the limit that made a menu numbered text, if one did."""
 
     payload: dict[str, Any]
     form: str
@@ -143,6 +151,8 @@ def render(message: Any, on: Channel | str | None, *, hint: str | None = None,
     if kind == "text":
         return Rendered(payload, "text")
     options = _options(payload) if kind == "input_select" else []
+    if options and target.hidden_values and target.max_value_bytes is not None:
+        options = [_keyed(o, target.max_value_bytes) for o in options]
     numbered = numbered_text(payload, hint=hint if options else None)
     if target.rich or (kind == "input_select" and target.menu == "passed"):
         form = "passed" if target.menu == "passed" else "native"
@@ -159,8 +169,8 @@ def render(message: Any, on: Channel | str | None, *, hint: str | None = None,
     form = target.menu
     if target is WHATSAPP and len(options) > WHATSAPP_BUTTONS:
         form = "list"
-    menu = {"content": content, "content_type": "input_select",
-            "content_attributes": {"items": [dict(o) for o in options]}}
+    items = [{"title": o["title"], "value": o.get("key", o["value"])} for o in options]
+    menu = {"content": content, "content_type": "input_select", "content_attributes": {"items": items}}
     return Rendered(menu, form, options, numbered=numbered)
 
 
@@ -183,6 +193,18 @@ def _options(payload: dict[str, Any]) -> list[dict[str, str]]:
             if isinstance(i, dict)]
 
 
+def key_of(value: str) -> str:
+    """The short key sent in place of an option's value too long for the channel: `bk-` and 20 hex digits of
+    the value's SHA-256 (23 bytes), the same for the same value, so a retried reply posts the same menu."""
+    return "bk-" + hashlib.sha256(value.encode()).hexdigest()[:20]
+
+
+def _keyed(option: dict[str, str], max_bytes: int) -> dict[str, str]:
+    if len(option["value"].encode()) <= max_bytes:
+        return option
+    return {**option, "key": key_of(option["value"])}
+
+
 def _passed_limit(options: list[dict[str, str]], content: str, target: Channel) -> str | None:
     """The first limit of `target` this menu passes, as a sentence naming it; None when it fits."""
     where = f" ({target.limits})" if target.limits else ""
@@ -199,7 +221,7 @@ def _passed_limit(options: list[dict[str, str]], content: str, target: Channel) 
         if longest > target.max_title:
             return f"an option's title is at most {target.max_title} characters, and one has {longest}{where}"
     if target.max_value_bytes is not None:
-        biggest = max(len(o["value"].encode()) for o in options)
+        biggest = max(len(o.get("key", o["value"]).encode()) for o in options)
         if biggest > target.max_value_bytes:
             return f"an option's value is at most {target.max_value_bytes} bytes, and one has {biggest}{where}"
     if target.needs_values and any(not o["value"] for o in options):

@@ -5,9 +5,10 @@ Only the web widget answers a menu on the bot's own message (`message_updated` w
 message: the option's title on WhatsApp and Facebook (`app/services/whatsapp/incoming_message_service_helpers.rb`,
 `lib/integrations/facebook/message_parser.rb`), with `content_attributes.in_reply_to` = the menu's id on
 WhatsApp Cloud; the option's value on Telegram and LINE (`app/services/telegram/param_helpers.rb`,
-`app/services/line/incoming_message_service.rb`), with no link back; a number or a title the contact types,
-where the menu went out as numbered text. A bot token cannot read a conversation's messages, so the bot
-remembers what it sent.
+`app/services/line/incoming_message_service.rb`), with no link back (on Telegram, the short key sent in
+place of a value over 64 bytes, `botkit.channels.key_of`, is mapped back here to that value); a number or a
+title the contact types, where the menu went out as numbered text. A bot token cannot read a conversation's
+messages, so the bot remembers what it sent.
 
 `Memory` keeps, in the conversation's stored state (under `KEY`, which handlers never see), the bot's recent
 rich messages: id, when, how they were shown, their options and their numbered text. An answer matches an
@@ -113,10 +114,10 @@ class Memory:
             # a number typed back picks that line of a numbered menu before any option whose value is a number
             if number and record.get("form") == "numbered" and 1 <= int(number.group(1)) <= len(options):
                 return self._answer(record, options[int(number.group(1)) - 1], "number")
-            for how in ("title", "value"):
+            for how in ("title", "value", "key"):
                 for option in options:
-                    if fold_title(option.get(how, "")) == wanted:
-                        return self._answer(record, option, how)
+                    if option.get(how) and fold_title(option[how]) == wanted:
+                        return self._answer(record, option, "value" if how == "key" else how)
         return None
 
     def _answer(self, record: dict[str, Any], option: dict[str, Any], how: str) -> Answer:

@@ -106,10 +106,23 @@ def test_whatsapp_body_over_1024_characters():
 
 # Telegram, Facebook, LINE ------------------------------------------------------------------------------------
 
-def test_telegram_callback_data_over_64_bytes():
-    assert render(menu(2, value="v" * 63), "telegram").form == "keyboard"  # "v"*63 + "1" = 64 bytes
+def test_telegram_callback_data_over_64_bytes_goes_as_a_short_key_and_keeps_the_keyboard():
+    fits = render(menu(2, value="v" * 63), "telegram")  # "v"*63 + "1" = 64 bytes: sent as it is
+    assert fits.form == "keyboard" and fits.payload["content_attributes"]["items"] == fits.options
     rendered = render(menu(2, value="é" * 32), "telegram")  # 64 bytes + the digit: 65
-    assert rendered.form == "numbered" and "at most 64 bytes" in rendered.limit
+    assert rendered.form == "keyboard" and rendered.limit is None
+    sent = rendered.payload["content_attributes"]["items"]
+    assert [i["title"] for i in sent] == ["Option 1", "Option 2"]
+    assert all(1 <= len(i["value"].encode()) <= 64 for i in sent)
+    assert [i["value"] for i in sent] == [channels.key_of("é" * 32 + "1"), channels.key_of("é" * 32 + "2")]
+    assert len(set(i["value"] for i in sent)) == 2
+    assert rendered.options == [{"title": f"Option {n}", "value": "é" * 32 + str(n), "key": sent[n - 1]["value"]}
+                                for n in (1, 2)]
+    assert render(menu(2, value="é" * 32), "telegram").payload == rendered.payload  # a retry posts the same menu
+    mixed = render(InputSelect("Pick", [Option("Short", "s"), Option("Long", "x" * 65)]), "telegram")
+    assert [i["value"] for i in mixed.payload["content_attributes"]["items"]] == ["s", channels.key_of("x" * 65)]
+    # LINE shows the value as the contact's own message: no key there, numbered text as before
+    assert render(menu(2, value="v" * 300), "line").form == "numbered"
 
 
 def test_telegram_and_line_need_a_value():

@@ -153,7 +153,7 @@ async def test_the_readme_menu_bot_works_on_every_channel(channel):
         assert flow.fake.failures == [] and flow.fake.dropped == []
 
 
-@pytest.mark.parametrize("channel", ["whatsapp", "facebook", "line", "telegram", "sms"])
+@pytest.mark.parametrize("channel", ["whatsapp", "facebook", "line", "sms"])
 async def test_titles_typed_back_answer_a_numbered_menu_and_other_text_is_ordinary(channel):
     over = InputSelect("Pick a plan", [Option(f"Plan number {n} with extras", f"plan-{n}-" + "x" * 70)
                                        for n in range(15)])
@@ -166,6 +166,20 @@ async def test_titles_typed_back_answer_a_numbered_menu_and_other_text_is_ordina
         flow.expect_reply(f"You picked plan-3-{'x' * 70}.")
         await flow.send("3")  # that menu was answered; the newest one is still open
         flow.expect_reply(f"You picked plan-2-{'x' * 70}.")
+
+
+async def test_telegram_keeps_the_keyboard_for_values_over_64_bytes_and_a_tap_answers_with_the_value():
+    """callback_data is 1-64 bytes (the fake's Telegram refuses more); the tap comes back as the key sent."""
+    long = [Option(f"Plan {n}", f"plan-{n}-" + "x" * 70) for n in range(3)]
+    async with BotFlow.start(menu_bot(InputSelect("Pick a plan", long)), channel="telegram") as flow:
+        await flow.send("hi")
+        menu = flow.expect_reply("Pick a plan", options=["Plan 0", "Plan 1", "Plan 2"]).last.body
+        assert menu["content_type"] == "input_select"
+        assert all(len(i["value"].encode()) <= 64 for i in menu["content_attributes"]["items"])
+        assert flow.fake.failures == [] and flow.fake.dropped == []
+        await flow.choose("Plan 1")  # Telegram delivers the button's callback_data: the key
+        assert flow._delivered[-1][0]["content"] == menu["content_attributes"]["items"][1]["value"]
+        flow.expect_reply(f"You picked plan-1-{'x' * 70}.").expect_no_action()
 
 
 # Delivery failures ---------------------------------------------------------------------------------------------

@@ -41,6 +41,19 @@ def test_a_telegram_value_case_and_accents_folded():
     assert answer is not None and answer.submitted[0]["value"] == "Facturación"
 
 
+def test_a_telegram_tap_on_a_keyed_option_maps_back_to_its_long_value_once():
+    long = "order-status:" + "x" * 80
+    memory = Memory(None, now=0, ttl=60)
+    rendered = render(InputSelect("Pick", [Option("Where is it?", long), Option("Other", "other")]), "telegram")
+    memory.remember(7, rendered)
+    key = rendered.payload["content_attributes"]["items"][0]["value"]
+    answer = memory.typed(key)  # Telegram sends the callback_data back as the message's text
+    assert answer is not None and answer.submitted == [{"title": "Where is it?", "value": long}]
+    assert answer.message_id == 7 and answer.how == "value"
+    assert memory.typed(key) is None  # answered once
+    assert memory_with("telegram").typed(key) is None  # a key of no remembered menu is ordinary text
+
+
 def test_numbers_answer_only_a_menu_sent_as_numbered_text():
     assert memory_with("whatsapp").typed("2") is None
     answer = memory_with("sms").typed(" 2. ")
