@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,9 @@ from botkit.openings import DUE_EVENT, Openings
 from botkit.summary import HandoffFacts, ModelSummarizer, built_summary, remember, transcript_of
 
 if TYPE_CHECKING:
+    from botkit.adapters.openai import OpenAIHandler
     from botkit.context import Context
+    from botkit.router import Handler
 
 log = logging.getLogger("botkit.agents")
 
@@ -109,6 +112,19 @@ class ChatwootHours:
         return cached[1].get(inbox_id) if inbox_id is not None else None
 
 
+def openai_handler(handlers: Iterable[Handler]) -> OpenAIHandler | None:
+    """The bot's first OpenAI handler (a KnowledgeHandler's `model` included), or None."""
+    try:
+        from botkit.adapters.openai import OpenAIHandler
+    except ImportError:  # without the openai package there is no such handler either
+        return None
+    for handler in handlers:
+        for candidate in (handler, getattr(handler, "model", None)):
+            if isinstance(candidate, OpenAIHandler):
+                return candidate
+    return None
+
+
 @dataclass
 class Agents:
     """A bot's settings for working beside agents, and what acts on them."""
@@ -136,15 +152,36 @@ class Agents:
                      prefix=settings.botkit_command_prefix, summary=summary or settings.botkit_summary,
                      hours=hours, outside_hours=settings.botkit_outside_hours, clock=clock,
                      openings=Openings(clock))
-        wants_model = agents.summary == "model" or (agents.summary == "auto" and settings.openai_api_key)
-        if wants_model:
-            try:
-                agents.summarizer = ModelSummarizer.from_openai_settings(settings.openai_api_key)
-            except ImportError:
-                if agents.summary == "model":
-                    raise ConfigError("BOTKIT_SUMMARY=model needs the openai package: "
-                                      "pip install 'botkit[openai]'.") from None
         return agents
+
+    def choose_summarizer(self, settings: Settings, handlers: Iterable[Handler]) -> None:
+        """Who writes the hand-off summaries, said once at start-up (after the handlers started, so their
+        clients exist). A model writes them with BOTKIT_SUMMARY=model, or auto with OPENAI_API_KEY set: the
+        bot's own OpenAI handler (its client, model and server: the summaries go where its answers go), or
+        without one a client from the OPENAI_* settings. ConfigError: model without a key or without the
+        openai package."""
+        if self.summary not in ("model", "auto"):
+            return
+        if self.summary == "auto" and not settings.openai_api_key:
+            log.info("hand-off summaries: built without a model (BOTKIT_SUMMARY=auto and OPENAI_API_KEY is not set)")
+            return
+        handler = openai_handler(handlers)
+        if handler is not None and handler.client is not None:
+            self.summarizer = ModelSummarizer(handler.client, handler.settings.model,
+                                              timeout=handler.settings.timeout, owns_client=False)
+            log.info("hand-off summaries: written by the bot's OpenAI handler (model %s at %s)",
+                     self.summarizer.model, self.summarizer.server)
+            return
+        try:
+            self.summarizer = ModelSummarizer.from_openai_settings(settings)
+        except ImportError:
+            if self.summary == "model":
+                raise ConfigError("BOTKIT_SUMMARY=model needs the openai package: "
+                                  "pip install 'botkit[openai]'.") from None
+            log.info("hand-off summaries: built without a model (the openai package is not installed)")
+            return
+        log.info("hand-off summaries: written by model %s at %s, from the OPENAI_* settings (the bot has no "
+                 "OpenAI handler)", self.summarizer.model, self.summarizer.server)
 
     async def close(self) -> None:
         await self.openings.stop()

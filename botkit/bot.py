@@ -184,6 +184,8 @@ class Bot:
         check_order(self.name, self._leaves())
         for handler in self.chain:
             await handler.startup(self)
+        if self.runtime is not None:
+            self.agents.choose_summarizer(self.runtime.settings, self._leaves())
         self.agents.openings.start()
 
     async def shutdown(self) -> None:

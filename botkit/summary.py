@@ -10,8 +10,10 @@ Two writers, same inputs:
 
 - `built_summary(...)`: from the transcript and the reason, no network.
 - `ModelSummarizer`: an OpenAI-compatible model writes it from the same transcript (BOTKIT_SUMMARY=model, or
-  `auto` with OPENAI_API_KEY set). A model that fails or times out gives way to the built summary: a
-  hand-off is never held up by its note.
+  `auto` with OPENAI_API_KEY set). It is the bot's own OpenAI handler's
+  client and model when it has one, so the summaries go where its answers go; otherwise a client from the
+  OPENAI_* settings (botkit.agents.Agents.choose_summarizer says which at start-up). A model that fails or
+  times out gives way to the built summary: a hand-off is never held up by its note.
 
 The note is journaled like every action, and the model's text is kept with `ctx.once`, so a retried event
 posts the same summary once.
@@ -23,6 +25,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from botkit.i18n import N_
 
@@ -114,31 +118,43 @@ def _short(text: str, limit: int = 200) -> str:
 class ModelSummarizer:
     """A model writes the summary (Chat Completions on any OpenAI-compatible server).
 
-    `client` is an `openai.AsyncOpenAI`; `timeout` seconds per attempt. Raises nothing: on any failure it
-    returns None and the caller uses `built_summary`."""
+    `client` is an `openai.AsyncOpenAI`; `timeout` seconds per attempt; `owns_client`: `close` closes it (not
+    when it is a handler's, which closes its own). Raises nothing: on any failure it returns None and the caller
+    uses `built_summary`."""
 
-    def __init__(self, client: Any, model: str, *, timeout: float = 15.0) -> None:
+    def __init__(self, client: Any, model: str, *, timeout: float = 15.0, owns_client: bool = True) -> None:
         self.client = client
         self.model = model
         self.timeout = timeout
+        self.owns_client = owns_client
+
+    @property
+    def server(self) -> str:
+        """Where the model is asked, for the start-up log: the client's base URL without credentials or query."""
+        url = getattr(self.client, "base_url", None)
+        if url is None:
+            return "an unknown server"
+        url = httpx.URL(str(url))
+        return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
 
     @classmethod
-    def from_openai_settings(cls, api_key: Any = None) -> ModelSummarizer:
-        """Built from the OpenAI handler's settings (OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, ...);
-        `api_key` (a SecretStr, e.g. botkit's own OPENAI_API_KEY setting) when they have none."""
+    def from_openai_settings(cls, settings: Any) -> ModelSummarizer:
+        """Built from the OPENAI_* settings read from the bot's sources (`settings`: botkit's Settings;
+        OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL, ...). ConfigError without a key; ImportError without the
+        openai package."""
         import openai  # the optional extra: only a bot with a model needs it
 
         from botkit.adapters.openai import OpenAISettings
 
-        settings = OpenAISettings()
-        key = settings.api_key or api_key
-        if key is None:
+        section = settings.section(OpenAISettings)
+        key = section.api_key or settings.openai_api_key
+        if key is None or not key.get_secret_value():
             from botkit.config import ConfigError
 
             raise ConfigError("BOTKIT_SUMMARY=model needs OPENAI_API_KEY (any value for a local server).")
-        client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=settings.base_url,
-                                    timeout=settings.timeout, max_retries=settings.max_retries)
-        return cls(client, settings.model, timeout=settings.timeout)
+        client = openai.AsyncOpenAI(api_key=key.get_secret_value(), base_url=section.base_url,
+                                    timeout=section.timeout, max_retries=section.max_retries)
+        return cls(client, section.model, timeout=section.timeout)
 
     async def write(self, facts: HandoffFacts, t: Translate = english, language: str = "en") -> str | None:
         """The model's summary under the note's header (both in the agents' `language`), or None."""
@@ -159,4 +175,5 @@ class ModelSummarizer:
         return f"{facts.header(t)}\n{text}" if text else None
 
     async def close(self) -> None:
-        await self.client.close()
+        if self.owns_client:
+            await self.client.close()

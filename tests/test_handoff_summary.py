@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from botkit import Bot, Context, KeywordRouter, Rule
+from botkit.adapters.knowledge import KnowledgeHandler
 from botkit.adapters.openai import OpenAIHandler
 from botkit.summary import HEADER
 from botkit.testing.fake_openai import FakeOpenAI
@@ -128,6 +131,59 @@ async def test_a_failing_summary_model_gives_way_to_the_built_summary(bot_flow, 
     flow = await bot_flow(bot)
     await flow.send("a human please")
     assert "Wants: a human please" in one_summary_then_open(flow)
+
+
+@pytest.fixture
+async def elsewhere(monkeypatch):
+    """Where the OPENAI_* settings point (unset, OPENAI_BASE_URL is OpenAI's public API): a second fake."""
+    fake = FakeOpenAI()
+    async with fake.serve():
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+        yield fake
+
+
+async def test_the_summary_is_written_by_the_bots_own_model_not_the_one_the_openai_settings_name(
+        bot_flow, model, elsewhere, caplog):
+    caplog.set_level(logging.INFO, logger="botkit.agents")
+    model.call_tool("handoff_to_human", {"reason": "wants a refund"})
+    model.reply("Wants a refund of order 1234.")
+    bot = Bot("ai", [OpenAIHandler(base_url=model.base_url, model="local-model", max_retries=0)])
+    flow = await bot_flow(bot)  # BOTKIT_SUMMARY=auto
+    await flow.send("I want my money back")
+    summary = one_summary_then_open(flow)
+    assert summary.endswith("\nWants a refund of order 1234.")
+    assert elsewhere.requests == []
+    assert [r.json["model"] for r in model.requests] == ["local-model", "local-model"]  # the answer, the summary
+    assert any(f"written by the bot's OpenAI handler (model local-model at {model.base_url}" in r.getMessage()
+               for r in caplog.records)
+
+
+async def test_a_knowledge_handlers_model_writes_the_summary_too(bot_flow, model, elsewhere):
+    model.reply("Wants a person.")
+    handler = KnowledgeHandler(model=OpenAIHandler(base_url=model.base_url, model="kb-model"))
+    bot = Bot("kb", [KeywordRouter([Rule(keywords=["human"], reply="One moment.", handoff=True)]), handler])
+    flow = await bot_flow(bot)
+    await flow.send("a human please")
+    assert one_summary_then_open(flow).endswith("\nWants a person.")
+    assert [r.json["model"] for r in model.requests] == ["kb-model"] and elsewhere.requests == []
+
+
+async def test_without_an_openai_handler_the_openai_settings_name_the_model_and_start_up_says_so(
+        bot_flow, model, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="botkit.agents")
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)
+    monkeypatch.setenv("OPENAI_MODEL", "summary-model")
+    model.reply("Wants a person.")
+    flow = await bot_flow(Bot("kw", [KeywordRouter([Rule(keywords=["human"], reply="One moment.", handoff=True)])]))
+    await flow.send("a human please")
+    assert one_summary_then_open(flow).endswith("\nWants a person.")
+    assert [r.json["model"] for r in model.requests] == ["summary-model"]
+    said = [r.getMessage() for r in caplog.records if r.name == "botkit.agents"]
+    assert any(f"written by model summary-model at {model.base_url}" in line and "OPENAI_* settings" in line
+               and "no OpenAI handler" in line for line in said), said
 
 
 async def test_the_summary_and_the_commands_speak_the_agents_language(bot_flow):
