@@ -20,6 +20,12 @@ How a channel shows an `input_select` (`app/jobs/send_reply_job.rb` picks the se
 | Channel::Line | a flex bubble of message buttons | a new message, the value |
 | Channel::TwilioSms (SMS, WhatsApp), Sms (Bandwidth), Email, Instagram, Tiktok | text only | typed text |
 
+An Instagram account connected through a Facebook page has a `Channel::FacebookPage` inbox, but its
+conversations (`additional_attributes.type` = `instagram_direct_message`,
+`app/builders/messages/instagram/messenger/message_builder.rb`) are sent by Instagram's sender, which posts
+`content` alone (`app/jobs/send_reply_job.rb#send_on_facebook_page`,
+`app/services/instagram/base_send_service.rb#message_params`): `kind_of` reads them as Channel::Instagram.
+
 Telegram's `callback_data` is at most 64 bytes and never shown to the contact, so an option whose value is
 longer goes out with a short key in its place (`key_of`), and `botkit.menus` maps the tap back to the value.
 
@@ -102,6 +108,20 @@ _BY_NAME.update({"widget": WEB_WIDGET, "webwidget": WEB_WIDGET, "twiliosms": TWI
                  "360dialog": WHATSAPP})
 # A channel botkit does not know yet is written to as text: text reaches every channel.
 UNKNOWN = Channel("unknown", "", "an unknown channel", None)
+
+
+INSTAGRAM_DIRECT = "instagram_direct_message"  # conversation.additional_attributes.type of an Instagram chat
+
+
+def kind_of(conversation: Any) -> str | None:
+    """The channel class that really carries `conversation`'s messages (an `events.Conversation`, or None):
+    its `channel`, except Channel::Instagram for an Instagram chat on a Facebook page inbox."""
+    if conversation is None:
+        return None
+    kind = conversation.channel
+    if kind == FACEBOOK.kind and (conversation.additional_attributes or {}).get("type") == INSTAGRAM_DIRECT:
+        return INSTAGRAM.kind
+    return kind
 
 
 def channel(name: str | None) -> Channel:

@@ -130,7 +130,8 @@ class Context:
 
     @property
     def channel(self) -> str | None:
-        return self.conversation.channel if self.conversation else None
+        """The conversation's channel class; Channel::Instagram for Instagram through a Facebook page."""
+        return channels.kind_of(self.conversation)
 
     @property
     def message(self) -> events.Message | None:

@@ -30,6 +30,20 @@ def test_channel_names_and_class_names():
         "Channel::Tiktok"}
 
 
+def test_an_instagram_chat_on_a_facebook_page_inbox_is_instagram():
+    from botkit.events import Conversation
+
+    instagram = Conversation(channel="Channel::FacebookPage",
+                             additional_attributes={"type": "instagram_direct_message"})
+    messenger = Conversation(channel="Channel::FacebookPage", additional_attributes={})
+    assert channels.kind_of(instagram) == "Channel::Instagram"
+    assert channels.kind_of(messenger) == "Channel::FacebookPage"
+    assert channels.kind_of(Conversation(channel="Channel::Telegram")) == "Channel::Telegram"
+    assert channels.kind_of(None) is None
+    assert render(menu(2), channels.kind_of(instagram)).form == "numbered"  # Instagram's sender posts text only
+    assert render(menu(2), channels.kind_of(messenger)).form == "quick_replies"
+
+
 @pytest.mark.parametrize("name, form", [
     ("web", "native"), ("api", "passed"), ("whatsapp", "buttons"), ("telegram", "keyboard"),
     ("facebook", "quick_replies"), ("line", "flex"), ("twilio", "numbered"), ("sms", "numbered"),

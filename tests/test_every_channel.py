@@ -153,6 +153,21 @@ async def test_the_readme_menu_bot_works_on_every_channel(channel):
         assert flow.fake.failures == [] and flow.fake.dropped == []
 
 
+async def test_an_instagram_chat_on_a_facebook_page_inbox_gets_numbered_text_not_quick_replies():
+    """Chatwoot sends such a conversation's messages with Instagram's sender, which posts `content` alone: quick
+    replies would reach the contact as the bare question with nothing to tap."""
+    async with BotFlow.start(readme_bot(), teams="support=5", channel="facebook") as flow:
+        flow.conversation.additional_attributes["type"] = "instagram_direct_message"
+        await flow.send("Where is my order?")
+        flow.expect_reply(NUMBERED)
+        await flow.choose("Talk to a human")  # typed back as its number
+        flow.expect_note(ASKED).expect_team("support").expect_handoff().expect_no_action()
+        assert flow.fake.failures == [] and flow.fake.dropped == []
+    async with BotFlow.start(readme_bot(), teams="support=5", channel="facebook") as flow:  # Messenger itself
+        await flow.send("Where is my order?")
+        assert flow.expect_reply().last.body["content_type"] == "input_select"
+
+
 @pytest.mark.parametrize("channel", ["whatsapp", "facebook", "line", "sms"])
 async def test_titles_typed_back_answer_a_numbered_menu_and_other_text_is_ordinary(channel):
     over = InputSelect("Pick a plan", [Option(f"Plan number {n} with extras", f"plan-{n}-" + "x" * 70)

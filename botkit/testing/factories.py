@@ -57,7 +57,7 @@ def _message(name: str, content: str | None, *, message_type: str, sender: dict[
              conversation_id: int = 128, inbox_id: int = 1, status: str = "pending", channel: str | None = None,
              can_reply: bool = True, assignee_type: str | None = None, browser_language: str | None = None,
              contact_attributes: dict[str, Any] | None = None, attachments: list[dict[str, Any]] | None = None,
-             **overrides: Any) -> dict[str, Any]:
+             conversation_attributes: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     body = template(name)
     message_id = message_id if message_id is not None else next(_ids)
     body.update(id=message_id, content=content, message_type=message_type, private=private, sender=sender)
@@ -71,6 +71,8 @@ def _message(name: str, content: str | None, *, message_type: str, sender: dict[
     last = body["conversation"]["messages"][0]
     if not private:  # conversation.messages[] holds the last public message, with an integer type
         last.update(id=message_id, content=content, message_type=_TYPES[message_type])
+    if conversation_attributes:  # e.g. {"type": "instagram_direct_message"}: Instagram through a Facebook page
+        body["conversation"]["additional_attributes"].update(conversation_attributes)
     if browser_language is not None:  # the widget's Accept-Language (api/v1/widget/base_controller.rb)
         body["conversation"]["additional_attributes"]["browser_language"] = browser_language
     if contact_attributes is not None and sender is not None:  # the contact's custom attributes
@@ -320,7 +322,8 @@ def status_update(message_id: int, content: str = "", **ids: Any) -> dict[str, A
 
 def conversation_event(event: str, *, status: str, account_id: int = 1, conversation_id: int = 128,
                        inbox_id: int = 1, channel: str | None = None, assignee_type: str | None = None,
-                       changed_attributes: list[dict[str, Any]] | None = None, **overrides: Any) -> dict[str, Any]:
+                       changed_attributes: list[dict[str, Any]] | None = None,
+                       conversation_attributes: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     """conversation_opened / _resolved / _status_changed / _updated for the given status."""
     name = event if event in ("conversation_opened", "conversation_resolved", "conversation_status_changed",
                               "conversation_updated") else "conversation_updated"
@@ -329,6 +332,8 @@ def conversation_event(event: str, *, status: str, account_id: int = 1, conversa
     _conversation(body, body, account_id=account_id, conversation_id=conversation_id, inbox_id=inbox_id,
                   status=status, channel=channel, can_reply=True, assignee_type=assignee_type)
     body["updated_at"] = body["updated_at"] + next(_ids) / 1e6  # each change is its own event
+    if conversation_attributes:
+        body["additional_attributes"] = {**(body.get("additional_attributes") or {}), **conversation_attributes}
     if changed_attributes is not None:
         body["changed_attributes"] = changed_attributes
     body.update(overrides)

@@ -292,6 +292,7 @@ class Conversation:
     typing: str = "off"
     can_reply: bool = True  # inside the messaging window (app/services/conversations/message_window_service.rb)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    additional_attributes: dict[str, Any] = field(default_factory=dict)  # {"type": "instagram_direct_message"}
     created_at: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -892,7 +893,7 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
             "messages": conversation.messages[-1:],
             "account_id": conversation.account_id,
             "uuid": f"00000000-0000-4000-8000-{conversation.id:012d}",
-            "additional_attributes": {},
+            "additional_attributes": dict(conversation.additional_attributes),
             "agent_last_seen_at": 0,
             "assignee_last_seen_at": 0,
             "can_reply": conversation.can_reply,
@@ -1120,7 +1121,11 @@ class FakeChatwoot(HelpCenterMixin, LoopbackFake):
 
     def _send_to_channel(self, conversation: Conversation, message: dict[str, Any]) -> None:
         """SendReplyJob: the provider takes the message, refuses it (failed, `external_error`), or never sends it."""
-        outcome, error = providers.send(self.channel_of(conversation), message, can_reply=conversation.can_reply)
+        channel = self.channel_of(conversation)
+        if channel == "Channel::FacebookPage" and conversation.additional_attributes.get("type") == \
+                "instagram_direct_message":  # send_reply_job.rb#send_on_facebook_page: Instagram's sender
+            channel = "Channel::Instagram"
+        outcome, error = providers.send(channel, message, can_reply=conversation.can_reply)
         if self.refusals:
             outcome, error = "failed", self.refusals.pop(0)
         if outcome == "failed":

@@ -153,6 +153,8 @@ class BotFlow:
                                "assignee_type": conversation.assignee_type, "can_reply": conversation.can_reply}
         if self.channel is not None:
             ids["channel"] = self.channel
+        if conversation.additional_attributes:
+            ids["conversation_attributes"] = dict(conversation.additional_attributes)
         return ids
 
     # steps ----------------------------------------------------------------------------------------------
