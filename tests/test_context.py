@@ -177,3 +177,18 @@ async def test_act_and_post_are_the_journaled_seam_for_a_call_context_has_no_met
         else:
             await ctx.assign_agent(7)
     assert actions.calls == [("status", ("pending",)), ("reply", ("Your parcel left today.",)), ("agent", (7,))]
+
+
+def test_adapters_and_bots_use_only_the_public_context():
+    """A handler shipped with botkit reaches Context through its public members only (its private helpers may
+    change with the worker's hot path): no `ctx._name` in botkit/adapters or bots/."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    reached = [f"{path.relative_to(ROOT)}:{node.lineno} ctx.{node.attr}"
+               for path in sorted([*(ROOT / "botkit" / "adapters").rglob("*.py"), *(ROOT / "bots").rglob("*.py")])
+               for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ctx"
+               and node.attr.startswith("_") and not node.attr.startswith("__")]
+    assert reached == []

@@ -5,6 +5,7 @@ through the real ChatwootClient to the fake Chatwoot."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import grpc
@@ -16,10 +17,18 @@ from botkit.config import ConfigError
 from botkit.rich import InputSelect, Option
 from botkit.summary import HEADER
 from botkit.testing import factories
-from botkit.testing.fake_dialogflow import FakeDialogflow, LiveAgentHandoff, dialogflow_payload, handoff, resolve
+from botkit.testing.fake_dialogflow import (
+    FakeDialogflow,
+    LiveAgentHandoff,
+    Payload,
+    dialogflow_payload,
+    handoff,
+    resolve,
+)
 from botkit.testing.flow import BotFlow
 from botkit.testing.harness import BotServer
 from bots.dialogflow_agent import make_bot
+from tests.test_logs import capture  # noqa: F401 (a fixture)
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
@@ -327,3 +336,16 @@ async def test_a_transport_can_be_injected(dialogflow):
         await server.deliver(factories.contact_message("hi"))
         await server.settle()
         assert chatwoot_calls(server.fake) == [text("Hello!")]
+
+
+async def test_the_handlers_log_lines_carry_the_events_identity(server, dialogflow, capture):  # noqa: F811
+    """The worker binds delivery_id, lane and event for every line of an event (botkit/logs.py): the handler
+    passes nothing of its own (it reached into Context's private _log_extra before)."""
+    dialogflow.on("dance", Payload({"action": "dance"}))
+    buffer = capture("INFO", "json")
+    await server.deliver(factories.contact_message("dance", conversation_id=128))
+    await server.settle()
+    [line] = [json.loads(line) for line in buffer.getvalue().splitlines() if "unknown action" in line]
+    assert (line["logger"], line["level"], line["event"], line["handler"]) == (
+        "botkit.dialogflow", "warning", "message_created", "dialogflow")
+    assert line["lane"].endswith(":128") and line["delivery_id"]

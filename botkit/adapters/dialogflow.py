@@ -48,7 +48,7 @@ from botkit.config import ConfigError, read_settings
 from botkit.context import ActionRefused, Context
 from botkit.i18n import N_
 
-log = logging.getLogger("botkit.dialogflow")
+log = logging.getLogger("botkit.dialogflow")  # the worker binds each line's delivery_id, lane, event (botkit/logs.py)
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/dialogflow"]
 TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
@@ -163,16 +163,15 @@ class DialogflowHandler(Handler):
         assert self.settings is not None and self.api is not None, "the handler was not started"
         request = self.api.request(session_id(ctx), query, self.language(ctx))
         try:
-            response = await self._detect(request, ctx)
+            response = await self._detect(request)
         except _Refused as refused:
-            log.error("Dialogflow refused the query (%s); handing the conversation to humans", refused.code,
-                      extra=ctx._log_extra())
+            log.error("Dialogflow refused the query (%s); handing the conversation to humans", refused.code)
             await ctx.handoff(note=ctx.t_agents(N_("The Dialogflow agent refused the bot's query ({code}: {hint}); "
                                                    "the conversation is yours."), code=refused.code, hint=refused.hint))
             return True
         result = self.api.result(response)
         log.debug("Dialogflow answered %d messages (fallback=%s, confidence=%.2f)", len(result.messages),
-                  result.fallback, result.confidence, extra=ctx._log_extra())
+                  result.fallback, result.confidence)
         if await self._too_many_misses(ctx, result):
             return True
         for message in result.messages:
@@ -200,8 +199,7 @@ class DialogflowHandler(Handler):
             elif action == "resolve":
                 await ctx.resolve()
             else:
-                log.warning("Dialogflow sent an unknown action %r; ignored as Chatwoot does", action,
-                            extra=ctx._log_extra())
+                log.warning("Dialogflow sent an unknown action %r; ignored as Chatwoot does", action)
             return
         if message.get("content") or message.get("content_attributes"):
             await ctx.reply(ChatwootMessage(message))
@@ -213,8 +211,7 @@ class DialogflowHandler(Handler):
         try:
             await ctx.handoff(team=team)
         except ActionRefused as exc:
-            log.warning("Dialogflow asked for a team botkit cannot assign (%s); handing off without it", exc,
-                        extra=ctx._log_extra())
+            log.warning("Dialogflow asked for a team botkit cannot assign (%s); handing off without it", exc)
             await ctx.handoff(note=ctx.t_agents(N_("The Dialogflow agent asked for team {team}, which the bot "
                                                    "cannot assign ({reason})."), team=repr(team), reason=str(exc)))
 
@@ -233,15 +230,14 @@ class DialogflowHandler(Handler):
             ctx.state[MISSES] = misses
             return False
         ctx.state.pop(MISSES, None)
-        log.info("the Dialogflow agent did not understand %d times in a row; handing off", misses,
-                 extra=ctx._log_extra())
+        log.info("the Dialogflow agent did not understand %d times in a row; handing off", misses)
         fallback = self.settings.fallback_message
         await ctx.handoff(message=ctx.t(fallback) if fallback else None,
                           note=ctx.t_agents(N_("The Dialogflow agent did not understand the contact {count} times "
                                                "in a row."), count=misses))
         return True
 
-    async def _detect(self, request: Any, ctx: Context) -> Any:
+    async def _detect(self, request: Any) -> Any:
         """DetectIntent with our own retry of transient codes inside one deadline (the library's would hang)."""
         from google.api_core import exceptions
 
@@ -260,10 +256,10 @@ class DialogflowHandler(Handler):
                 pause = min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
                 if time.monotonic() + pause >= deadline:
                     log.warning("Dialogflow still failing (%s) after %d attempts; the event will be retried",
-                                code, attempt, extra=ctx._log_extra())
+                                code, attempt)
                     raise DialogflowUnavailable(f"Dialogflow answered {code} for {self.settings.timeout:g} s") \
                         from exc
-                log.info("Dialogflow answered %s; retrying in %.2f s", code, pause, extra=ctx._log_extra())
+                log.info("Dialogflow answered %s; retrying in %.2f s", code, pause)
                 await asyncio.sleep(pause)
 
 
