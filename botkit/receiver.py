@@ -156,6 +156,13 @@ class AddressLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
+    def retry_after(self, address: str) -> float:
+        """Seconds until `address` may fail once more (0.0: it may now); spends nothing."""
+        now = self._clock()
+        tokens, updated = self._buckets.get(address, (self.burst, now))
+        tokens = refill(tokens, updated, now, self.per_second, self.burst)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.per_second
+
     def __len__(self) -> int:
         return len(self._buckets)
 

@@ -92,6 +92,51 @@ async def test_the_console_answers_401_without_the_token_and_shows_outcomes_with
 
 
 
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_wrong_tokens_are_limited_per_address_with_429_and_retry_after(caplog: Any) -> None:
+    from botkit.console import server as console_server
+    from botkit.receiver import AddressLimiter
+
+    caplog.set_level(logging.DEBUG)
+    async with BotFlow.start(make_bot(), botkit_console_token=TOKEN) as flow:
+        console = flow.server.app.state.console
+        clock = FakeClock(1000.0)
+        console.failures = AddressLimiter(console_server.LOGIN_PER_SECOND, console_server.LOGIN_BURST, clock=clock)
+        async with httpx.AsyncClient(base_url=flow.server.url) as client:
+            cookie = (await client.post("/console/login", data={"token": TOKEN})).cookies[COOKIE_NAME]
+            client.cookies.clear()
+            wrong = [f"guess-{n:02d}-" + "q" * 16 for n in range(console_server.LOGIN_BURST)]
+            for n, guess in enumerate(wrong):  # the form and the Bearer header count alike
+                answer = (await client.post("/console/login", data={"token": guess}) if n % 2 else
+                          await client.get("/console/outcomes", headers={"Authorization": f"Bearer {guess}"}))
+                assert answer.status_code == 401, n
+            for attempt in ({"token": TOKEN}, {"token": "yet-another-guess-zzzz"}):  # even the right token now
+                locked = await client.post("/console/login", data=attempt)
+                assert locked.status_code == 429 and "Too many wrong tokens" in locked.text
+                assert 1 <= int(locked.headers["retry-after"]) <= 60 and COOKIE_NAME not in locked.cookies
+                assert TOKEN not in locked.text
+            bearer = await client.get("/console/outcomes", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert bearer.status_code == 429 and "Conversations taken" not in bearer.text
+            async with httpx.AsyncClient(base_url=flow.server.url, cookies={COOKIE_NAME: cookie}) as browser:
+                assert (await browser.get("/console/outcomes")).status_code == 200  # a session still opens it
+            clock.now += 61  # a minute later: one more try, and the right token opens the console again
+            again = await client.post("/console/login", data={"token": TOKEN})
+            assert again.status_code == 303 and again.cookies[COOKIE_NAME]
+        assert console.failures.retry_after("127.0.0.2") == 0.0  # each address has its own budget
+    warnings = [r.getMessage() for r in caplog.records if r.name == "botkit.console"]
+    assert len(warnings) == 1 and "127.0.0.1" in warnings[0] and "too many wrong" in warnings[0]
+    logged = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
+    for secret in (TOKEN, *wrong):
+        assert secret not in logged
+
+
 async def test_no_page_and_no_log_line_carries_a_secret(tmp_path: Path, caplog: Any, signatures: list[str]) -> None:
     caplog.set_level(logging.DEBUG)
     store = f"sqlite:///{tmp_path / 'botkit.db'}"
@@ -147,6 +192,28 @@ async def test_the_console_in_a_browser(browser_page: Any, tmp_path: Path) -> No
         await page.locator("details.delivery summary", has_text="message_updated").first.wait_for()
         assert await page.locator("details.delivery").count() == 4
         await screenshot(page, tmp_path, "console-deliveries")
+
+
+async def test_a_browser_locked_out_after_wrong_tokens_reads_when_to_try_again(browser_page: Any,
+                                                                                 tmp_path: Path) -> None:
+    from botkit.console.server import LOGIN_BURST
+
+    async with BotFlow.start(make_bot(), botkit_console_token=TOKEN) as flow:
+        page = browser_page
+        await page.goto(flow.server.url + "/console")
+        for n in range(LOGIN_BURST):
+            await page.fill("input[name=token]", f"wrong-token-number-{n}")
+            async with page.expect_response("**/console/login") as answer:
+                await page.click("button[type=submit]")
+            assert (await answer.value).status == 401
+        await page.fill("input[name=token]", TOKEN)
+        async with page.expect_response("**/console/login") as answer:
+            await page.click("button[type=submit]")
+        locked = await answer.value
+        assert locked.status == 429 and 1 <= int(locked.headers["retry-after"]) <= 60
+        await page.locator("text=Too many wrong tokens from your address").wait_for()
+        assert await page.locator("input[name=token]").count() == 0
+        await screenshot(page, tmp_path, "console-locked-out")
 
 
 def test_botkit_serve_shows_the_worker_process_outcomes_and_logs_no_secret(server_process: Any,

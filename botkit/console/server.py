@@ -6,6 +6,11 @@ the token itself; HttpOnly, SameSite=Strict, Path=/console). Both are compared i
 (`hmac.compare_digest`), and the token is in no page, log line or error. Anything else gets 401 and the login
 form. The console only reads: it changes nothing in the store or in Chatwoot.
 
+Wrong tokens (the login form or a Bearer header) are limited per client address: LOGIN_BURST at once, then
+one a minute (`botkit.receiver.AddressLimiter`, per process). Past that the address gets 429 with Retry-After,
+whatever token it sends, and one warning names the address (never what it sent). A valid session cookie
+still opens the pages.
+
 Message contents are shown only with BOTKIT_CONSOLE_CONTENTS=true; otherwise the timelines say what the bot
 did, never what anyone wrote. The pages are drawn on the server (no script); the stylesheet is inlined.
 """
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
 import time
 from datetime import UTC, datetime
 from html import escape
@@ -27,9 +34,14 @@ from starlette.routing import Route
 from botkit import timeline
 from botkit.console import outcomes_page
 from botkit.figures import DAY, from_store
+from botkit.receiver import AddressLimiter
+
+log = logging.getLogger("botkit.console")
 
 COOKIE = "botkit_console"
 RECENT = 100  # deliveries the timeline page shows
+LOGIN_BURST = 10  # wrong tokens an address may send at once...
+LOGIN_PER_SECOND = 1 / 60  # ...and then one a minute
 
 
 class Console:
@@ -38,6 +50,7 @@ class Console:
         token = settings.botkit_console_token.get_secret_value().encode()
         self._token = token
         self._session = hmac.new(token, b"botkit console session", hashlib.sha256).hexdigest().encode()
+        self.failures = AddressLimiter(LOGIN_PER_SECOND, LOGIN_BURST)
         self.store = store
         self.contents = bool(settings.botkit_console_contents)
         self.prices = settings.model_prices
@@ -49,13 +62,37 @@ class Console:
                 Route("/console/deliveries", self.deliveries, methods=["GET"])]
 
     # who may look -------------------------------------------------------------------------------------
-    def allowed(self, request: Request) -> bool:
+    def gate(self, request: Request) -> Response | None:
+        """None when the request may see the pages, else the answer: 401 and the login form, or 429."""
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() == "bearer" and given:
-            return hmac.compare_digest(given.strip().encode(), self._token)
+            return self._check(request, given.strip().encode())
         cookie = request.cookies.get(COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), self._session)
+        if cookie is not None and hmac.compare_digest(cookie.encode(), self._session):
+            return None
+        return self.refused()
+
+    def _check(self, request: Request, given: bytes) -> Response | None:
+        """A token given (Bearer or the form): None when right; a wrong one is counted against the address."""
+        address = request.client.host if request.client else "-"
+        wait = self.failures.retry_after(address)
+        if wait > 0:  # refused unread: a locked-out address learns nothing about the token
+            return self.too_many(wait)
+        if hmac.compare_digest(given, self._token):
+            return None
+        self.failures.allow(address)
+        wait = self.failures.retry_after(address)
+        if wait > 0:
+            log.warning("the console refuses tokens from %s for %d s: too many wrong ones", address, math.ceil(wait))
+        return self.refused(wrong=True)
+
+    def too_many(self, wait: float) -> Response:
+        seconds = math.ceil(wait)
+        body = (f'<h1>botkit console</h1><p class="muted">Too many wrong tokens from your address: try again in '
+                f'{seconds} s.</p>')
+        return HTMLResponse(_page("botkit console", body), status_code=429,
+                            headers={"Retry-After": str(seconds), "Cache-Control": "no-store"})
 
     def refused(self, wrong: bool = False) -> Response:
         said = '<p class="muted">That is not the console token.</p>' if wrong else ""
@@ -68,8 +105,9 @@ class Console:
     async def login(self, request: Request) -> Response:
         body = await request.body()  # a urlencoded form of one field (Starlette's form parser needs another package)
         given = (parse_qs(body[:4096].decode(errors="replace")).get("token") or [""])[0].strip().encode()
-        if not hmac.compare_digest(given, self._token):
-            return self.refused(wrong=True)
+        refused = self._check(request, given)
+        if refused is not None:
+            return refused
         response = RedirectResponse("/console/outcomes", status_code=303)
         response.set_cookie(COOKIE, self._session.decode(), httponly=True, samesite="strict", path="/console",
                             secure=request.url.scheme == "https")
@@ -77,13 +115,15 @@ class Console:
 
     # pages --------------------------------------------------------------------------------------------
     async def home(self, request: Request) -> Response:
-        if not self.allowed(request):
-            return self.refused()
+        refused = self.gate(request)
+        if refused is not None:
+            return refused
         return RedirectResponse("/console/outcomes", status_code=303)
 
     async def outcomes(self, request: Request) -> Response:
-        if not self.allowed(request):
-            return self.refused()
+        refused = self.gate(request)
+        if refused is not None:
+            return refused
         days = 30 if request.query_params.get("days") == "30" else 7
         until = (int(time.time() // DAY) + 1) * DAY
         report = await from_store(self.store, since=until - days * DAY, until=until, prices=self.prices)
@@ -91,8 +131,9 @@ class Console:
                             headers={"Cache-Control": "no-store"})
 
     async def deliveries(self, request: Request) -> Response:
-        if not self.allowed(request):
-            return self.refused()
+        refused = self.gate(request)
+        if refused is not None:
+            return refused
         records = await self.store.records("delivery", limit=RECENT)
         rows = "".join(self._delivery(r.at, r.data) for r in reversed(records)) or (
             '<p class="muted">No delivery yet.</p>')
@@ -137,4 +178,5 @@ def add_console(app: Any, settings: Any, store: Any) -> None:
     """Serve the console on `app` when BOTKIT_CONSOLE_TOKEN is set; otherwise do nothing."""
     if settings.botkit_console_token is None:
         return
-    app.router.routes.extend(Console(settings, store).routes())
+    app.state.console = Console(settings, store)
+    app.router.routes.extend(app.state.console.routes())
