@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     # Console and outcomes (botkit/outcomes.py, docs/outcomes.md)
     botkit_console_token: SecretStr | None = None  # set it to serve the console at /console on `botkit serve`
     botkit_console_contents: bool = False  # show message contents in timelines (off: only what the bot did)
+    botkit_console_session_hours: float = Field(12.0, gt=0)  # a console login lasts this long
     botkit_timeline_keep: int = Field(1000, ge=0)  # delivery timelines kept in the store (0: none)
     botkit_model_prices: str | None = None  # "gpt-4o-mini=0.15/0.60,...": USD per million tokens in/out
 

@@ -4,6 +4,8 @@ signature on any page or in any log line."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import signal
@@ -135,6 +137,42 @@ async def test_wrong_tokens_are_limited_per_address_with_429_and_retry_after(cap
     logged = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
     for secret in (TOKEN, *wrong):
         assert secret not in logged
+
+
+async def test_a_login_lasts_the_session_hours_in_the_cookie_and_on_the_server() -> None:
+    async with BotFlow.start(make_bot(), botkit_console_token=TOKEN) as flow:
+        console = flow.server.app.state.console
+        clock = FakeClock(1_800_000_000.0)
+        console.clock = clock
+        async with httpx.AsyncClient(base_url=flow.server.url) as client:
+            login = await client.post("/console/login", data={"token": TOKEN})
+            said = login.headers["set-cookie"].lower()
+            assert "max-age=43200" in said and "httponly" in said and "samesite=strict" in said
+            assert "path=/console" in said and "secure" not in said  # plain HTTP here
+            cookie = login.cookies[COOKIE_NAME]
+            assert TOKEN not in cookie
+            proxied = await client.post("/console/login", data={"token": TOKEN},
+                                        headers={"X-Forwarded-Proto": "https"})  # a TLS proxy on 127.0.0.1
+            assert "secure" in proxied.headers["set-cookie"].lower()
+            client.cookies.clear()
+
+        async def page(value: str) -> httpx.Response:
+            async with httpx.AsyncClient(base_url=flow.server.url, cookies={COOKIE_NAME: value}) as browser:
+                return await browser.get("/console/outcomes")
+
+        clock.now += 12 * 3600 - 1
+        assert (await page(cookie)).status_code == 200
+        clock.now += 1  # 12 h after the login: the server refuses it, whatever the browser kept
+        expired = await page(cookie)
+        assert expired.status_code == 401 and 'name="token"' in expired.text
+        issued, _, signature = cookie.partition(".")
+        assert (await page(f"{int(issued) + 3600}.{signature}")).status_code == 401  # a moved date: a bad HMAC
+        before = hmac.new(TOKEN.encode(), b"botkit console session", hashlib.sha256).hexdigest()
+        assert (await page(before)).status_code == 401  # the cookie of old, which never expired
+    async with BotFlow.start(make_bot(), botkit_console_token=TOKEN, botkit_console_session_hours=1) as flow:
+        async with httpx.AsyncClient(base_url=flow.server.url) as client:
+            login = await client.post("/console/login", data={"token": TOKEN})
+            assert "max-age=3600" in login.headers["set-cookie"].lower()
 
 
 async def test_no_page_and_no_log_line_carries_a_secret(tmp_path: Path, caplog: Any, signatures: list[str]) -> None:

@@ -1,10 +1,13 @@
 """The console on `botkit serve`: the outcomes page and a read-only timeline of recent deliveries.
 
 Off unless BOTKIT_CONSOLE_TOKEN is set (then `/console` exists at all). Every page asks for that token:
-`Authorization: Bearer <token>`, or the login form, which sets a cookie holding an HMAC of the token (never
-the token itself; HttpOnly, SameSite=Strict, Path=/console). Both are compared in constant time
-(`hmac.compare_digest`), and the token is in no page, log line or error. Anything else gets 401 and the login
-form. The console only reads: it changes nothing in the store or in Chatwoot.
+`Authorization: Bearer <token>`, or the login form, which sets a session cookie `<issued>.<HMAC keyed by the
+token of "botkit console session <issued>">` (never the token itself; HttpOnly, SameSite=Strict,
+Path=/console, Secure over HTTPS, including behind a proxy uvicorn trusts for X-Forwarded-Proto). A session
+lasts BOTKIT_CONSOLE_SESSION_HOURS (12 by default): the cookie's Max-Age, and the server refuses an older
+`issued` whatever the browser keeps. Changing the token ends every session. Both are compared in constant
+time (`hmac.compare_digest`), and the token is in no page, log line or error. Anything else gets 401 and the
+login form. The console only reads: it changes nothing in the store or in Chatwoot.
 
 Wrong tokens (the login form or a Bearer header) are limited per client address: LOGIN_BURST at once, then
 one a minute (`botkit.receiver.AddressLimiter`, per process). Past that the address gets 429 with Retry-After,
@@ -17,7 +20,6 @@ did, never what anyone wrote. The pages are drawn on the server (no script); the
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import math
@@ -47,9 +49,9 @@ LOGIN_PER_SECOND = 1 / 60  # ...and then one a minute
 class Console:
     def __init__(self, settings: Any, store: Any) -> None:
         assert settings.botkit_console_token is not None
-        token = settings.botkit_console_token.get_secret_value().encode()
-        self._token = token
-        self._session = hmac.new(token, b"botkit console session", hashlib.sha256).hexdigest().encode()
+        self._token = settings.botkit_console_token.get_secret_value().encode()
+        self.session_seconds = int(settings.botkit_console_session_hours * 3600)
+        self.clock = time.time  # for sessions; the limiter keeps its own monotonic clock
         self.failures = AddressLimiter(LOGIN_PER_SECOND, LOGIN_BURST)
         self.store = store
         self.contents = bool(settings.botkit_console_contents)
@@ -69,9 +71,7 @@ class Console:
         if scheme.lower() == "bearer" and given:
             return self._check(request, given.strip().encode())
         cookie = request.cookies.get(COOKIE)
-        if cookie is not None and hmac.compare_digest(cookie.encode(), self._session):
-            return None
-        return self.refused()
+        return None if cookie is not None and self._valid_session(cookie) else self.refused()
 
     def _check(self, request: Request, given: bytes) -> Response | None:
         """A token given (Bearer or the form): None when right; a wrong one is counted against the address."""
@@ -86,6 +86,21 @@ class Console:
         if wait > 0:
             log.warning("the console refuses tokens from %s for %d s: too many wrong ones", address, math.ceil(wait))
         return self.refused(wrong=True)
+
+    def session(self) -> str:
+        """A new session cookie's value: when it was issued, and its HMAC keyed by the token."""
+        issued = str(int(self.clock()))
+        return f"{issued}.{self._sign(issued)}"
+
+    def _sign(self, issued: str) -> str:
+        return hmac.new(self._token, b"botkit console session " + issued.encode(), "sha256").hexdigest()
+
+    def _valid_session(self, cookie: str) -> bool:
+        issued, _, signature = cookie.partition(".")
+        if not issued.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(issued).encode()):
+            return False
+        age = self.clock() - int(issued)
+        return -60 <= age < self.session_seconds  # a minute's grace for a clock stepped back
 
     def too_many(self, wait: float) -> Response:
         seconds = math.ceil(wait)
@@ -109,8 +124,8 @@ class Console:
         if refused is not None:
             return refused
         response = RedirectResponse("/console/outcomes", status_code=303)
-        response.set_cookie(COOKIE, self._session.decode(), httponly=True, samesite="strict", path="/console",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, self.session(), max_age=self.session_seconds, httponly=True,
+                            samesite="strict", path="/console", secure=request.url.scheme == "https")
         return response
 
     # pages --------------------------------------------------------------------------------------------
