@@ -240,7 +240,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_kb_add_list_search_remove_stats(cli_env: Path, docs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kb", "add", str(docs)]) == 0
     out = capsys.readouterr()
-    assert "6 added, 0 updated" in out.err and f"added\tfile:{(docs / 'password.md').resolve()}" in out.out
+    assert "5 added, 0 updated" in out.err and f"added\tfile:{(docs / 'password.md').resolve()}" in out.out
 
     assert main(["kb", "search", "refund card days"]) == 0
     out = capsys.readouterr().out
@@ -321,8 +321,45 @@ def test_kb_json_faq(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_kb_search_on_an_empty_knowledge_base_says_what_to_do(cli_env: Path, capsys) -> None:
     # A new user's first `botkit kb search` printed only "verdict: unanswered", as if nothing matched.
+    SQLiteIndex(str(cli_env / "botkit.db"))  # the store botkit serve made, with no documents yet
     assert main(["kb", "search", "how do I reset my password?"]) == 0
     assert "the knowledge base has no documents yet: add them with botkit kb add" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["search", "where is my parcel?"], ["gaps"], ["list"], ["stats"],
+                                     ["remove", "file:a.md"], ["reindex"], ["eval", "q.csv"]])
+def test_kb_reading_commands_where_there_is_no_store_say_so_and_make_none(cli_env: Path, capsys, command) -> None:
+    # `botkit kb search` or `gaps` in another folder made an empty botkit.db there and answered from nothing.
+    (cli_env / "q.csv").write_text("question,expected\nwhere is my parcel?,Shipping\n")
+    assert main(["kb", *command]) == 2
+    assert capsys.readouterr().err == (f"botkit: there is no store at {cli_env / 'botkit.db'}: run botkit kb where "
+                                       "botkit serve runs, or name the store with BOTKIT_STORE (botkit kb add makes "
+                                       "a new one).\n")
+    assert not (cli_env / "botkit.db").exists()
+
+
+def test_a_new_folders_first_kb_add_says_it_brings_botkits_handoff_examples(tmp_path: Path) -> None:
+    """What a new user sees, through the real CLI with the default BOTKIT_STORE (./botkit.db)."""
+    from tests.test_devtools import botkit
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "shipping.md").write_text("# Shipping\n\nParcels ship in 2 days.\n")
+    searched = botkit("kb", "search", "when does my parcel ship?", cwd=tmp_path)
+    assert searched.returncode == 2 and "there is no store at ./botkit.db" in searched.stderr
+    assert not (tmp_path / "botkit.db").exists()
+    first = botkit("kb", "add", "docs", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"added\tfile:{tmp_path / 'docs' / 'shipping.md'}\n"  # only what the user added
+    assert first.stderr.splitlines() == [
+        "1 added, 0 updated, 0 unchanged, 0 removed",
+        "botkit: a new knowledge base starts with botkit:handoff, botkit's examples of questions for a person (they "
+        "get the human verdict); botkit kb add --handoff FILE adds your own."]
+    again = botkit("kb", "add", "docs", cwd=tmp_path)
+    assert again.stdout == "" and again.stderr == "0 added, 0 updated, 1 unchanged, 0 removed\n"
+    listed = botkit("kb", "list", cwd=tmp_path).stdout.splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["botkit:handoff", f"file:{tmp_path / 'docs' / 'shipping.md'}"]
+    assert "\t-\t" not in listed[0].split("Questions for a person")[0]  # it has a date, like every document
+    assert botkit("kb", "search", "I want to talk to a human", cwd=tmp_path).stdout.startswith("verdict: human")
 
 
 def test_kb_reindex_after_changing_the_embeddings(cli_env: Path, docs: Path, monkeypatch: pytest.MonkeyPatch,

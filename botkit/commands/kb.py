@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from botkit.commands.errors import CommandError
+from botkit.commands.stores import require_store
 from botkit.config import load_settings
 
 if TYPE_CHECKING:  # botkit.knowledge needs the kb extra (numpy, ...): imported when a kb command runs
@@ -46,8 +47,13 @@ def _knowledge() -> ModuleType:
     return knowledge
 
 
-def _kb() -> KnowledgeBase:
-    return _knowledge().knowledge_from_settings(load_settings())
+def _kb(*, create: bool = False) -> KnowledgeBase:
+    """The knowledge base beside BOTKIT_STORE. Only `create` (add, sync) may make a new SQLite store: the other
+    commands would read an empty one made in whatever folder they ran, so they say there is none."""
+    knowledge, settings = _knowledge(), load_settings()
+    if not create:
+        require_store(settings.botkit_store, "botkit kb", "BOTKIT_STORE (botkit kb add makes a new one)")
+    return knowledge.knowledge_from_settings(settings)
 
 
 def _print_changes(changes: Changes) -> None:
@@ -56,10 +62,13 @@ def _print_changes(changes: Changes) -> None:
             print(f"{name}\t{doc_id}")
     print(f"{len(changes.added)} added, {len(changes.updated)} updated, {len(changes.unchanged)} unchanged, "
           f"{len(changes.removed)} removed", file=sys.stderr)
+    for doc_id in changes.seeded:
+        print(f"botkit: a new knowledge base starts with {doc_id}, botkit's examples of questions for a person "
+              "(they get the human verdict); botkit kb add --handoff FILE adds your own.", file=sys.stderr)
 
 
 def add(args: argparse.Namespace) -> int:
-    kb = _kb()
+    kb = _kb(create=True)
     knowledge = _knowledge()
     from botkit.knowledge.documents import Document
 
@@ -83,7 +92,7 @@ def sync(args: argparse.Namespace) -> int:
     from botkit.chatwoot import ChatwootError
     from botkit.commands.provision import _admin_client
     settings = load_settings()
-    kb = _knowledge().knowledge_from_settings(settings)
+    kb = _knowledge().knowledge_from_settings(settings)  # may make a new store, as add does
     from botkit.knowledge import helpcenter
 
     account = args.account or settings.chatwoot_account_id

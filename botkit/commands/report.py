@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botkit.commands.stores import require_store
 from botkit.config import ConfigError, load_settings
 
 DAY = 24 * 3600
@@ -61,7 +62,7 @@ def _day(text: str, option: str) -> float:
 def run_report(args: argparse.Namespace) -> int:
     settings = load_settings(**({"botkit_store": args.store} if args.store else {}))
     since, until = period(args, time.time())
-    _check_exists(settings.botkit_store)
+    require_store(settings.botkit_store, "botkit report", "--store or BOTKIT_STORE")  # else it reports zeros
     report = asyncio.run(_load(settings.botkit_store, since, until, settings.model_prices))
     from botkit.console import outcomes_page
 
@@ -78,16 +79,6 @@ def run_report(args: argparse.Namespace) -> int:
         Path(target).write_text(output)
         print(f"botkit: wrote the report to {target}", file=sys.stderr)
     return 0
-
-
-def _check_exists(url: str) -> None:
-    """A SQLite store's file must be there: opening a missing one would make it, empty, and report zeros."""
-    from botkit.store import store_from_url
-
-    path = getattr(store_from_url(url), "path", None)
-    if path is not None and not Path(path).exists():
-        raise ConfigError(f"there is no store at {path}: run botkit report where botkit serve runs, or name the "
-                          "store with --store or BOTKIT_STORE.")
 
 
 async def _load(url: str, since: float, until: float, prices: dict[str, tuple[float, float]]) -> Any:

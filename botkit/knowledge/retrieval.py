@@ -85,12 +85,14 @@ class Search:
 
 @dataclass
 class Changes:
-    """What an add or a sync did, by document id."""
+    """What an add or a sync did, by document id. `seeded`: botkit's own examples of questions for a person
+    (`botkit:handoff`), put in by the first add to an index, not by the caller."""
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    seeded: list[str] = field(default_factory=list)
 
 
 class KnowledgeBase:
@@ -131,19 +133,25 @@ class KnowledgeBase:
         documents = list(documents)
         if self.index.meta("handoff_seeded") is None and not any(d.id == HANDOFF_DOCUMENT for d in documents):
             self.index.set_meta("handoff_seeded", "1")
-            documents.insert(0, Document(HANDOFF_DOCUMENT, "Questions for a person", HANDOFF_EXAMPLES,
-                                         source="botkit", kind="handoff", language="en"))
+            self.index.put(*self._indexed(Document(HANDOFF_DOCUMENT, "Questions for a person", HANDOFF_EXAMPLES,
+                                                   source="botkit", kind="handoff", language="en",
+                                                   updated_at=time.time())))
+            changes.seeded.append(HANDOFF_DOCUMENT)
         for document in documents:
             known = self.index.document(document.id)
             if known is not None and known.digest == document.digest and not force:
                 changes.unchanged.append(document.id)
                 continue
-            passages = split(document, self.max_words)
-            vectors = (self.embedder.embed([p.for_embedding for p in passages])
-                       if self.embedder is not None and passages else None)
-            self.index.put(document, passages, vectors)
+            self.index.put(*self._indexed(document))
             (changes.updated if known is not None else changes.added).append(document.id)
         return changes
+
+    def _indexed(self, document: Document) -> tuple[Document, list[Passage], np.ndarray | None]:
+        """The document, its passages and their vectors (None without an embedder), as Index.put takes them."""
+        passages = split(document, self.max_words)
+        vectors = (self.embedder.embed([p.for_embedding for p in passages])
+                   if self.embedder is not None and passages else None)
+        return document, passages, vectors
 
     def remove(self, document_id: str) -> bool:
         return self.index.remove(document_id)
