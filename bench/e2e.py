@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,22 @@ def wait_for_replies(fake_port: int, count: int, timeout: float = 120) -> list[t
     raise RuntimeError(f"only {len(replies(fake_port))} of {count} replies arrived")
 
 
+def profile(server_pid: int, path: str) -> subprocess.Popen:
+    """py-spy recording the server's worker children (not the receiver) until SIGINT; collapsed stacks."""
+    children = [c for task in Path(f"/proc/{server_pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
+    command = [str(spy), "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", path]
+    for child in children:
+        command += ["--pid", child]
+        break  # py-spy records one process; with ?workers=N the first worker speaks for the others
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches before the burst begins
+    return process
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=3000)
@@ -119,6 +136,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (the store's ?workers=N)")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
                         help="wrk if installed (auto), or bench/loadgen.py")
+    parser.add_argument("--profile", metavar="FILE", help="record the worker process(es) during the burst with "
+                        "py-spy (the bench extra) into FILE, collapsed stacks (flamegraph.pl, speedscope)")
     args = parser.parse_args()
     use_wrk = wrk.chosen(args.generator)
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,6 +179,7 @@ def main() -> None:
                                   {**common, "BOTKIT_STORE": f"sqlite:///{tmp}/bot.db?workers={args.workers}"}, tmp)
             processes.append(bot)
             make, _ = factory(creds["secret"], lambda n: n % CONVERSATIONS + 1, 2_000_000)
+            profiler = profile(bot.pid, args.profile) if args.profile else None
             if use_wrk:
                 wrk.write_feed(Path(tmp, "burst.feed"), make, args.events)
                 before = {**cpu_seconds(bot.pid), "fake Chatwoot": process_cpu(fake.pid), "load generator": 0.0}
@@ -184,6 +204,9 @@ def main() -> None:
                 after = {**cpu_seconds(bot.pid), "fake Chatwoot": process_cpu(fake.pid),
                          "load generator": time.process_time()}
             cpu = {name: (after[name] - before[name]) / args.events * 1e6 for name in before}
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+                profiler.wait(60)
 
             # (c) latency at a steady 100 events/s, one new conversation per event
             already = len(got)

@@ -322,8 +322,11 @@ def table(results: dict[str, Figures]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, f in results.items():
         ratio = f"{botkit.burst / f.burst:.2f}x" if botkit and f.burst and name != "botkit" else "-"
-        rows.append(f"| {name} | {f.burst:,.0f} | {ratio} | {f.ack_p50 * 1000:.1f} ms | {f.ack_p99 * 1000:.1f} ms "
-                    f"| {f.failed[1.0]:.0%} | {f.failed[6.0]:.0%} | {f.late[1.0]} / {f.late[6.0]} "
+        speed = f"| {name} | {f.burst:,.0f} | {ratio} | {f.ack_p50 * 1000:.1f} ms | {f.ack_p99 * 1000:.1f} ms "
+        if not f.failed:  # --speed-only
+            rows.append(speed + "| - " * 5 + "|")
+            continue
+        rows.append(speed + f"| {f.failed[1.0]:.0%} | {f.failed[6.0]:.0%} | {f.late[1.0]} / {f.late[6.0]} "
                     f"| {f.lost} of {f.kill_sent} ({f.acked_lost}) | {f.doubled} |")
     return "\n".join(rows)
 
@@ -334,6 +337,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="the burst's deliveries")
     parser.add_argument("--rounds", type=int, default=3, help="bursts per system, taken in turns (median)")
     parser.add_argument("--kill-events", type=int, default=1500, help="deliveries of the SIGKILL round")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="the bursts and acks only (no model, SIGKILL or duplicate rounds): a quick comparison")
     args = parser.parse_args()
     # a SIGTERM (`timeout`, a CI step's end) unwinds like Ctrl-C, so the servers, each in its own session, are
     # stopped by the cleanup below instead of being left running
@@ -367,6 +372,8 @@ def main() -> None:
             rates, p50s, p99s = zip(*speeds[name], strict=True)
             figures.burst, figures.ack_p50, figures.ack_p99 = map(statistics.median, (rates, p50s, p99s))
         for name, (system, fake_port) in running.items():
+            if args.speed_only:
+                break
             print(f"{name}: slow models, SIGKILL, duplicates ...", file=sys.stderr, flush=True)
             behaviour(system, fake_port, args, results[name])
     print(f"peers benchmark: {os.cpu_count()} cores, bursts of {args.events} from wrk at 50 connections "
