@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402
 import wrk  # noqa: E402
 from ack import free_port  # noqa: E402
-from e2e import FAKE, factory, replies, wait_for_replies  # noqa: E402
+from e2e import FAKE, factory, replies, wait_for_replies, warm_up  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "peers"
@@ -222,6 +222,7 @@ def speed(system: System, fake_port: int, events: int, first: int, ids: int) -> 
     events/s end to end, and the paced acks' p50 and p99 in seconds."""
     system.start()
     try:
+        warm_up(system.port, fake_port, factory(system.creds["secret"], lambda n: first, ids - 1)[0])
         already = httpx.get(f"http://127.0.0.1:{fake_port}/__bench/replies?count", timeout=30).json()
         make, _ = factory(system.creds["secret"], lambda n: first + n - 1, ids)
         feed = Path(system.tmp, "burst.feed")
