@@ -306,12 +306,14 @@ class Bot:
             pass  # an agent took the conversation before opening time
         elif admitted or (ctx.suggesting and not await self.agents.paused(ctx)):
             if self.policies.look_before_acting and self.looks.on and not ctx.suggesting:
-                waited = time.time() - job.enqueued_at
+                stale = waiting or job.attempts > 0 or REPLAYED in journal.recorded
+                waited = not stale and time.time() - job.enqueued_at > self.look_after
+                # an inbox bot hears of every change as a delivery: the queue behind the event tells (botkit/turn.py)
+                told = waited and turn.assigned_bot(event.conversation) is None
                 ctx.lookout = turn.Lookout(
                     runtime.chatwoot, ctx.account_id, ctx.conversation_id, bot_id=self.bot_id,
-                    stale=waiting or job.attempts > 0 or REPLAYED in journal.recorded or waited > self.look_after,
-                    look_after=self.look_after, after_message=turn.message_id(event), switch=self.looks,
-                    waiting=waiting)
+                    stale=stale or waited, look_after=self.look_after, after_message=turn.message_id(event),
+                    switch=self.looks, waiting=waiting, queued=(lambda: store.queued_after(job)) if told else None)
             if self._take_answer(ctx, memory):
                 await self._run(ctx)
         if ctx.burst == "stale":

@@ -68,7 +68,7 @@ def is_contact_message(event: events.Event, admits: Admits) -> bool:
 
 async def newer_contact_message(store: Store, job: Job, admits: Admits) -> bool:
     """Is a contact message the bot would answer queued after `job` in its lane?"""
-    for name, body in await store.queued_after(job):
+    for name, body in await store.queued_after(job) or []:  # None: the store cannot tell
         if name != "message_created":
             continue
         try:

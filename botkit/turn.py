@@ -23,6 +23,14 @@ turns off, and Chatwoot's delivery alone does not tell (`status` stays `pending`
 - **Looking before acting** (`Lookout`): a turn that may be stale (a retry, a replay, an event that waited,
   a slow model call) GETs the conversation (`GET …/conversations/{id}`, bot tokens since Chatwoot 4.14.2)
   before its first action, and drops its actions when the conversation is no longer the bot's.
+- **Told by the queue.** An event that only waited in the queue first reads the deliveries queued behind it
+  in its lane (`Store.queued_after`): each carries the conversation as it was then, and a human's reply,
+  assignment, resolution or hand-off reaches the conversation's inbox bot as a delivery
+  (`app/listeners/agent_bot_listener.rb#agent_bots_for`; `conversation_updated` since 4.13). So when the bot
+  is the inbox bot (the conversation is not assigned to an agent bot) it does not GET: what the queue says is
+  as fresh as a new event's snapshot, which never GETs. A conversation assigned to a bot still GETs, since a
+  bot that was unassigned gets no delivery for it. Without this, every event of a backlog past
+  BOTKIT_LOOK_AFTER cost a GET, the worker's and Chatwoot's work rising just when the bot is behind.
 - **Ambiguous creates** (`find_sent`): after a message POST whose outcome is unknown, the newest message of
   the conversation (the GET's `messages[0]`, any kind) tells whether it was saved.
 - Both looks take a failed GET as "cannot look": the turn acts on its delivery alone, the unclear create is
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -249,8 +258,12 @@ class Lookout:
 
     def __init__(self, chatwoot: ChatwootActions, account_id: int, conversation_id: int, *, stale: bool,
                  look_after: float, bot_id: int | None, after_message: int | None, switch: LookSwitch,
-                 waiting: bool = False) -> None:
+                 waiting: bool = False,
+                 queued: Callable[[], Awaitable[list[tuple[str, bytes]] | None]] | None = None) -> None:
         self.waiting = waiting  # a turn on a waiting message: the bot's own newer reply means it was answered
+        # an event that only waited, in a conversation whose every change reaches the bot: the deliveries
+        # queued behind it answer the first look (`Store.queued_after`; None when the store cannot tell)
+        self.queued = queued
         self.switch = switch
         self.chatwoot = chatwoot
         self.account_id = account_id
@@ -268,6 +281,11 @@ class Lookout:
         from botkit.chatwoot import NotAuthorizedForBots
 
         self.stale = False
+        if self.queued is not None:
+            newer, self.queued = await self.queued(), None
+            if newer is not None:
+                self._last = time.monotonic()
+                return why_queued_say_not_the_bots(newer, self.bot_id)
         if not self.switch.checked:
             await self.switch.check_version(self.chatwoot)
             if not self.switch.on:
@@ -316,6 +334,25 @@ def why_not_the_bots(current: dict[str, Any], bot_id: int | None, after_message:
     if answered_by_bot and isinstance(newest, dict) and (newest.get("id") or 0) > after_message \
             and newest.get("sender_type") == "AgentBot" and not newest.get("private"):
         return "the bot answered that message already"
+    return None
+
+
+def why_queued_say_not_the_bots(queued: list[tuple[str, bytes]], bot_id: int | None) -> str | None:
+    """Why a delivery queued behind this one (as `(event name, body)`, oldest first) says the conversation is
+    no longer the bot's: a human's public message, or its conversation snapshot is not the bot's (a human
+    assigned, resolved, opened by a hand-off). None when none of them says so."""
+    for _, body in queued:
+        try:
+            newer = events.parse_json(body)
+        except events.MalformedEvent:
+            continue  # the worker makes it a dead letter in its turn; it says nothing of the conversation
+        human = human_message(newer)
+        if human is not None:
+            return f"{human} since (a newer delivery says so)"
+        if newer.conversation is not None and not is_the_bots(newer.conversation, bot_id):
+            conversation = newer.conversation
+            holder = "a human is assigned" if conversation.is_human_assigned else f"it is {conversation.status}"
+            return f"a newer delivery says it is no longer the bot's ({holder})"
     return None
 
 

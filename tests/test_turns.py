@@ -20,6 +20,7 @@ from botkit import Bot, Handler, cli
 from botkit.testing import factories
 from botkit.testing.fake_chatwoot import FakeChatwoot
 from botkit.testing.harness import BotServer
+from botkit.turn import Turns
 from bots.support_router import make_bot
 from tests.support.fails_once import FailsOnce
 
@@ -229,22 +230,56 @@ async def test_a_retried_event_drops_its_actions_when_a_human_replied_meanwhile(
     assert replies(fake) == [] and fake.conversation(CONVERSATION).status == "pending"
 
 
-async def test_an_event_that_waited_looks_and_a_fresh_one_does_not():
-    """With BOTKIT_LOOK_AFTER=0.001 every event has waited too long: the stale delivery (pending) is checked,
-    Chatwoot shows a human assignee, and nothing is done. With the default a fresh event never GETs."""
+async def test_an_event_that_waited_is_told_by_the_deliveries_queued_behind_it():
+    """An inbox bot hears of every change as a delivery, so an event that waited reads the ones queued behind
+    it instead of GETting (botkit/turn.py). An agent takes the conversation while the contact's message
+    waits: nothing is posted, and Chatwoot is not asked. With nothing behind it, a waited event acts without
+    a GET, as a fresh one does."""
+    fake = pending_fake()
+    fake.add_agent(1, 7, "Alex")
+    entered, go = asyncio.Event(), asyncio.Event()
+    bot = Bot("helper")
+
+    @bot.fallback
+    async def answer(ctx):
+        entered.set()
+        await go.wait()  # the message waits here; the agent's assignment is delivered behind it
+        await ctx.reply(f"Answer to: {ctx.text}")
+
+    async with BotServer(bot, fake=fake, botkit_look_after=0.001) as server:
+        await server.deliver(contact_writes(fake, "anyone?"))
+        await asyncio.wait_for(entered.wait(), 10)
+        conversation = fake.conversation(CONVERSATION)
+        conversation.assignee_id, conversation.assignee_type, conversation.status = 7, "User", "open"
+        await server.deliver(factories.conversation_event(
+            "conversation_updated", status="open", assignee_type="User", conversation_id=CONVERSATION,
+            changed_attributes=[{"assignee_id": {"previous_value": None, "current_value": 7}}]))
+        go.set()
+        await server.settle()
+        assert replies(fake) == []
+        assert fake.requests_to("GET", f"*/conversations/{CONVERSATION}") == []
+        assert (await Turns(server.store).get(f"default/1:{CONVERSATION}")).held_by_humans  # the served bot's lane
+
+    nothing_behind = pending_fake()
+    async with BotServer(echo_bot(), fake=nothing_behind, botkit_look_after=0.001) as server:
+        await server.deliver(contact_writes(nothing_behind, "hello"))
+        await server.settle()
+    assert replies(nothing_behind) == ["Answer to: hello"] and nothing_behind.requests_to("GET", "*") == []
+
+
+async def test_an_event_that_waited_in_a_conversation_assigned_to_the_bot_looks():
+    """A bot assigned to the conversation (not as its inbox's bot) gets no delivery once a human takes it
+    (app/listeners/agent_bot_listener.rb#agent_bots_for), so its waited event GETs: Chatwoot shows a human
+    assignee, and nothing is posted."""
     fake = FakeChatwoot()
     fake.add_agent(1, 7, "Alex")
     fake.add_conversation(conversation_id=CONVERSATION, status="open", assignee_id=7)
+    message = contact_writes(fake, "anyone?", assignee_type="AgentBot")
+    message["conversation"]["meta"]["assignee"] = {"id": fake.bot.id, "name": "helper", "type": "agent_bot"}
     async with BotServer(echo_bot(), fake=fake, botkit_look_after=0.001) as server:
-        await server.deliver(contact_writes(fake, "anyone?"))
+        await server.deliver(message)
         await server.settle()
     assert replies(fake) == [] and len(fake.requests_to("GET", f"*/conversations/{CONVERSATION}")) == 1
-
-    fresh = pending_fake()
-    async with BotServer(echo_bot(), fake=fresh) as server:
-        await server.deliver(contact_writes(fresh, "hello"))
-        await server.settle()
-    assert replies(fresh) == ["Answer to: hello"] and fresh.requests_to("GET", "*") == []
 
 
 async def test_an_answer_that_took_a_slow_call_looks_before_it_is_posted():

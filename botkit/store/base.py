@@ -171,11 +171,12 @@ class Store(ABC):
         """
         return []
 
-    async def queued_after(self, job: Job) -> list[tuple[str, bytes]]:
+    async def queued_after(self, job: Job) -> list[tuple[str, bytes]] | None:
         """The events of the job's lane queued after it, oldest first, as (event name, body): did the contact
-        write again while it runs? (botkit/bursts.py). A store that cannot tell says [], and each message is
-        then answered on its own."""
-        return []
+        write again while it runs? (botkit/bursts.py) Did a human take the conversation? (botkit/turn.py)
+        A store that cannot tell says None: each message is then answered on its own, and an event that
+        waited GETs its conversation before acting."""
+        return None
 
     @abstractmethod
     async def stats(self) -> QueueStats: ...
