@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from botkit.config import ConfigError, Settings, load_settings
 from botkit.metrics import NULL
+from botkit.outcomes import Retention
 from botkit.receiver import Endpoint, Receiver, create_app
 from botkit.runtime import ChatwootActions, Runtime
 from botkit.security import Verifier
@@ -122,12 +123,21 @@ def build_app(settings: Settings, bot: Any | None = None, *, run_worker: bool = 
                         concurrency=settings.botkit_concurrency, max_attempts=settings.botkit_max_attempts,
                         backoff=settings.botkit_retry_backoff, on_outcome=metrics.event if metrics else None)
 
+    # where the worker runs, old outcome facts are pruned beside it (botkit/outcomes.py)
+    retention = Retention(store, settings.botkit_outcomes_keep_days) if isinstance(worker, Worker) else None
+
+    async def start_retention() -> None:
+        if retention is not None:
+            retention.start()
+
     async def close_clients() -> None:
+        if retention is not None:
+            await retention.stop()
         for chatwoot in clients:
             await chatwoot.aclose()
 
     app = create_app(receiver, worker=worker, shutdown_timeout=settings.botkit_shutdown_timeout,
-                     on_shutdown=close_clients, metrics=metrics)
+                     on_startup=start_retention, on_shutdown=close_clients, metrics=metrics)
     app.state.close_clients = close_clients
     from botkit.console.server import add_console
 

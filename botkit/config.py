@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     botkit_console_contents: bool = False  # show message contents in timelines (off: only what the bot did)
     botkit_console_session_hours: float = Field(12.0, gt=0)  # a console login lasts this long
     botkit_timeline_keep: int = Field(1000, ge=0)  # delivery timelines kept in the store (0: none)
+    botkit_outcomes_keep_days: float = Field(90.0, ge=0)  # outcome facts kept this many days (0: forever)
     botkit_model_prices: str | None = None  # "gpt-4o-mini=0.15/0.60,...": USD per million tokens in/out
 
     # Logs and metrics

@@ -2,8 +2,8 @@
 
 When the bot is done with a delivery (botkit/bot.py), `save` writes, in one store write, the delivery's
 timeline (a `delivery` record, the newest BOTKIT_TIMELINE_KEEP kept) and the facts it yields (`outcome`
-records, kept until deleted). Each fact is a dict with `type`, `bot`, `lane` (the conversation, as
-`<bot>/<account>:<conversation>`), `inbox` and `handler`:
+records, kept BOTKIT_OUTCOMES_KEEP_DAYS: `Retention` prunes older ones). Each fact is a dict with `type`,
+`bot`, `lane` (the conversation, as `<bot>/<account>:<conversation>`), `inbox` and `handler`:
 
 | type | when |
 |---|---|
@@ -20,21 +20,30 @@ A retried delivery's actions already journaled are skipped, not done again, so t
 actions dropped because the conversation was no longer the bot's (botkit/turn.py) yield none.
 How the report turns facts into figures is botkit/figures.py and docs/outcomes.md. A failure to save is
 logged and never fails the event: the outcomes are a record of the work, not part of it.
+
+Retention runs beside the worker, never on an event's path: at start-up and then hourly it deletes the facts
+older than BOTKIT_OUTCOMES_KEEP_DAYS (90 by default; 0 keeps them forever), PRUNE_BATCH at a time, each batch
+its own short store write through the (kind, time) index, so a year of backlog never holds the store for long.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
 
 from botkit import events
+from botkit.figures import DAY
 from botkit.store.base import Job, Record, bot_of
 from botkit.timeline import Timeline
 
 log = logging.getLogger("botkit.outcomes")
 
 DEFAULT_TIMELINE_KEEP = 1000
+PRUNE_EVERY = 3600.0  # seconds between prunings of old outcome facts
+PRUNE_BATCH = 1000  # facts deleted per store write
 
 
 def timeline_for(bot: Any, event: events.Event, job: Job) -> Timeline:
@@ -116,3 +125,53 @@ async def save(runtime: Any, timeline: Timeline, event: events.Event) -> None:
     except Exception as exc:  # the outcomes record the work; they must never fail it
         log.warning("could not save the delivery's timeline and outcomes: %s", type(exc).__name__,
                     extra={"delivery_id": timeline.delivery_id})
+
+
+async def prune(store: Any, keep_days: float, *, now: float | None = None, batch: int = PRUNE_BATCH) -> int:
+    """Delete the outcome facts older than `keep_days` days, `batch` per store write, yielding to the loop
+    between writes; returns how many went. Raises what the store raises (StoreUnavailable)."""
+    before = (time.time() if now is None else now) - keep_days * DAY
+    total = 0
+    while True:
+        gone = await store.prune_records("outcome", before, at_most=batch)
+        total += gone
+        if gone < batch:
+            return total
+        await asyncio.sleep(0)
+
+
+class Retention:
+    """Prunes old outcome facts (`prune`) in a background task: at `start`, then every `every` seconds, until
+    `stop`. Off when `keep_days` is 0. A failed pruning is logged and tried again at the next round."""
+
+    def __init__(self, store: Any, keep_days: float, *, every: float = PRUNE_EVERY) -> None:
+        self.store = store
+        self.keep_days = keep_days
+        self.every = every
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        if self.keep_days > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="botkit-outcomes-retention")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                gone = await prune(self.store, self.keep_days)
+            except Exception as exc:  # the store may be down for a while; the worker says so on its own
+                log.warning("could not prune old outcomes: %s", type(exc).__name__)
+            else:
+                if gone:
+                    log.info("pruned %d outcome facts older than %g days", gone, self.keep_days)
+            await asyncio.sleep(self.every)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from botkit.cli import main
-from botkit.figures import WEEK, percentile, report
+from botkit.figures import DAY, WEEK, percentile, report
 from botkit.store.base import Record
 from botkit.testing.flow import BotFlow
 from botkit.testing.redis_server import RedisServer, skip_unless_redis_server
@@ -160,6 +160,81 @@ async def test_botkit_report_prints_exactly_what_the_scripted_run_did(store_url:
                           ("Resolved by the bot", 2), ("Handed off", 3), ("Reopened within a week", 1)):
         assert re.search(rf"^{label} +{number}$", text, re.M), (label, text)
     assert "  handler              2\n  dead_letter          1\n" in text
+
+
+# retention ------------------------------------------------------------------------------------------------
+async def test_prune_deletes_facts_older_than_the_days_kept_in_batches() -> None:
+    from botkit.outcomes import prune
+    from botkit.store.memory import MemoryStore
+
+    store = MemoryStore()
+    now = T0 + 100 * DAY
+    await store.add_records([fact(now - 91 * DAY - n, "taken") for n in range(2500)])
+    await store.add_records([fact(now - 89 * DAY, "reply", seconds=1.0), fact(now, "taken"),
+                             Record("delivery", now - 200 * DAY, {"d": 1})])
+    assert await prune(store, 90, now=now, batch=1000) == 2500
+    assert [r.data["type"] for r in await store.records("outcome")] == ["reply", "taken"]
+    assert len(await store.records("delivery")) == 1  # timelines have their own bound (BOTKIT_TIMELINE_KEEP)
+
+
+async def wait_for(predicate: Any, what: str) -> None:
+    for _ in range(200):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_the_server_prunes_old_outcomes_at_start_up_and_keeps_the_days_set(tmp_path: Path) -> None:
+    import time
+
+    from botkit.store.sqlite import SQLiteStore
+
+    path = tmp_path / "botkit.db"
+    now = time.time()
+    async with SQLiteStore(str(path)) as store:
+        await store.add_records([fact(now - 31 * DAY, "taken", "menu/1:1"), fact(now - 95 * DAY, "taken", "menu/1:2"),
+                                 fact(now - DAY, "taken", "menu/1:3")])
+    async with BotFlow.start(make_bot(), store=f"sqlite:///{path}", botkit_outcomes_keep_days=30) as flow:
+        store = flow.server.store
+
+        async def pruned() -> bool:
+            return [r.data["lane"] for r in await store.records("outcome")] == ["menu/1:3"]
+
+        await wait_for(pruned, "the facts older than 30 days were pruned")
+        await flow.send("hi")  # the bot goes on recording
+        await wait_for(lambda: _count(store, 2), "the new conversation was recorded")
+
+
+async def _count(store: Any, at_least: int) -> bool:
+    return len({r.data["lane"] for r in await store.records("outcome")}) >= at_least
+
+
+async def test_retention_prunes_again_each_round_and_stops() -> None:
+    from botkit.outcomes import Retention
+    from botkit.store.memory import MemoryStore
+
+    store = MemoryStore()
+    retention = Retention(store, 90, every=0.05)  # hourly in the server; a round every 50 ms here
+    import time
+
+    await store.add_records([fact(time.time() - 91 * DAY, "taken")])
+    retention.start()
+    try:
+        await wait_for(lambda: _empty(store), "the first round pruned the old fact")
+        await store.add_records([fact(time.time() - 91 * DAY, "taken")])
+        await wait_for(lambda: _empty(store), "a later round pruned the next old fact")
+    finally:
+        await retention.stop()
+    assert not retention.running
+    off = Retention(store, 0)
+    off.start()
+    assert not off.running  # BOTKIT_OUTCOMES_KEEP_DAYS=0 keeps everything: no task at all
+    await off.stop()
+
+
+async def _empty(store: Any) -> bool:
+    return await store.records("outcome") == []
 
 
 async def test_the_html_report_opens_in_the_browser(browser_page: Any, tmp_path: Path, monkeypatch: Any) -> None:

@@ -896,6 +896,20 @@ async def test_records_keep_only_the_newest_of_a_kind(store: Store) -> None:
     assert len(await store.records("outcome")) == 5  # a kind not named keeps everything
 
 
+async def test_prune_records_deletes_the_oldest_before_a_time_a_bounded_batch_at_a_time(store: Store) -> None:
+    from botkit.store.base import Record
+
+    await store.add_records([Record("outcome", T0 + n, {"n": n}) for n in (3, 0, 4, 1, 2)]
+                            + [Record("delivery", T0, {"d": 0})])
+    assert await store.prune_records("outcome", T0 + 2, at_most=1) == 1  # the oldest first
+    assert [r.data["n"] for r in await store.records("outcome")] == [1, 2, 3, 4]
+    assert await store.prune_records("outcome", T0 + 2, at_most=10) == 1  # `at` == before stays
+    assert await store.prune_records("outcome", T0 + 2) == 0
+    assert [r.data["n"] for r in await store.records("outcome")] == [2, 3, 4]
+    assert len(await store.records("delivery")) == 1  # other kinds untouched
+    assert await store.prune_records("nothing", T0 + 10) == 0
+
+
 async def test_records_trimmed_in_batches_keep_the_newest_and_at_most_a_tenth_more(store: Store) -> None:
     from botkit.store.base import Record
 

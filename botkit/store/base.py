@@ -12,7 +12,8 @@ the same promises, checked by one parametrised test suite:
   `dead_letter`, or `release` (handed back untouched, on shutdown). A claim left by a dead process is
   handed out again: by `open` for a single-process store, after a lease for a shared one.
 - `add_records` appends what the bot did (`Record`: the timeline of a delivery, an outcome of a turn) and
-  `records` reads them back by kind and time, oldest first; `keep` bounds how many of a kind stay.
+  `records` reads them back by kind and time, oldest first; `keep` bounds how many of a kind stay, and
+  `prune_records` deletes those older than a time, a bounded batch at a time.
 """
 
 from __future__ import annotations
@@ -215,6 +216,11 @@ class Store(ABC):
     async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
         """Append `records` in one write; then keep the newest `keep[kind]` records of each kind named (a
         backend may trim in batches: at most `keep + keep // 10` stay)."""
+
+    @abstractmethod
+    async def prune_records(self, kind: str, before: float, *, at_most: int = 1000) -> int:
+        """Delete the oldest records of `kind` with `at < before`, at most `at_most` of them (one short write);
+        returns how many went."""
 
     @abstractmethod
     async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),

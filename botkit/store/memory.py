@@ -150,6 +150,14 @@ class MemoryStore(Store):
             kept = self._records.get(kind, [])
             del kept[:max(0, len(kept) - count)]
 
+    async def prune_records(self, kind: str, before: float, *, at_most: int = 1000) -> int:
+        kept = self._records.get(kind, [])
+        old = sorted((i for i, (at, _) in enumerate(kept) if at < before), key=lambda i: kept[i][0])
+        old = old[:max(0, at_most)]
+        for i in sorted(old, reverse=True):
+            del kept[i]
+        return len(old)
+
     async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
                       limit: int = 10_000) -> list[Record]:
         found = [(at, data) for at, data in self._records.get(kind, []) if since <= at < until]

@@ -518,6 +518,14 @@ class RedisStore(Store):
             await pipe.execute()
 
     @_unavailable_on_redis_errors
+    async def prune_records(self, kind: str, before: float, *, at_most: int = 1000) -> int:
+        if at_most <= 0:
+            return 0
+        key = self._key("records", kind)
+        old = await self._client.zrangebyscore(key, "-inf", f"({before}", start=0, num=at_most)
+        return int(await self._client.zrem(key, *old)) if old else 0
+
+    @_unavailable_on_redis_errors
     async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
                       limit: int = 10_000) -> list[Record]:
         if limit <= 0:
