@@ -38,7 +38,6 @@ from botkit.openings import DUE_EVENT, Openings
 from botkit.summary import HandoffFacts, ModelSummarizer, built_summary, remember, transcript_of
 
 if TYPE_CHECKING:
-    from botkit.adapters.openai import OpenAIHandler
     from botkit.context import Context
     from botkit.router import Handler
 
@@ -112,8 +111,9 @@ class ChatwootHours:
         return cached[1].get(inbox_id) if inbox_id is not None else None
 
 
-def openai_handler(handlers: Iterable[Handler]) -> OpenAIHandler | None:
-    """The bot's first OpenAI handler (a KnowledgeHandler's `model` included), or None."""
+def openai_handler(handlers: Iterable[Handler]) -> Any:
+    """The bot's first `botkit.adapters.openai.OpenAIHandler` (a KnowledgeHandler's `model` included), or None.
+    (Not named in the annotation: that module imports botkit.bot, which imports this one.)"""
     try:
         from botkit.adapters.openai import OpenAIHandler
     except ImportError:  # without the openai package there is no such handler either
