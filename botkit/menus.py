@@ -13,8 +13,9 @@ messages, so the bot remembers what it sent.
 `Memory` keeps, in the conversation's stored state (under `KEY`, which handlers never see), the bot's recent
 rich messages: id, when, how they were shown, their options and their numbered text. An answer matches an
 option exactly after folding case and accents (the title, the value, or the number of a numbered menu); each
-menu is answered once. Text that matches no open menu is an ordinary message. Records older than the
-expiry (`BOTKIT_MENU_TTL`, a day by default) are forgotten.
+menu is answered once (but for a short key, which only its Telegram button sends, so each tap is an answer).
+Text that matches no open menu is an ordinary message. Records older than the expiry (`BOTKIT_MENU_TTL`, a
+day by default) are forgotten.
 """
 
 from __future__ import annotations
@@ -108,7 +109,14 @@ class Memory:
             candidates = list(reversed(self.menus))
         number = _NUMBER.match(text)
         for record in candidates:
-            if record is None or record.get("answered") or not record.get("options"):
+            if record is None or not record.get("options"):
+                continue
+            if record.get("answered"):
+                # A key comes only from its button, and Telegram's keyboard stays: a second tap is the contact
+                # asking again, answered with the value, not a key handlers could not read.
+                keyed = [o for o in record["options"] if o.get("key") and fold_title(o["key"]) == wanted]
+                if keyed:
+                    return self._answer(record, keyed[0], "value")
                 continue
             options = record["options"]
             # a number typed back picks that line of a numbered menu before any option whose value is a number

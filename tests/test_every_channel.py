@@ -195,6 +195,8 @@ async def test_telegram_keeps_the_keyboard_for_values_over_64_bytes_and_a_tap_an
         await flow.choose("Plan 1")  # Telegram delivers the button's callback_data: the key
         assert flow._delivered[-1][0]["content"] == menu["content_attributes"]["items"][1]["value"]
         flow.expect_reply(f"You picked plan-1-{'x' * 70}.").expect_no_action()
+        await flow.choose("Plan 2")  # the keyboard stays: a second tap answers too, never a key as text
+        flow.expect_reply(f"You picked plan-2-{'x' * 70}.").expect_no_action()
 
 
 # Delivery failures ---------------------------------------------------------------------------------------------

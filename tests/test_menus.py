@@ -41,7 +41,7 @@ def test_a_telegram_value_case_and_accents_folded():
     assert answer is not None and answer.submitted[0]["value"] == "Facturación"
 
 
-def test_a_telegram_tap_on_a_keyed_option_maps_back_to_its_long_value_once():
+def test_a_telegram_tap_on_a_keyed_option_maps_back_to_its_long_value_on_each_tap():
     long = "order-status:" + "x" * 80
     memory = Memory(None, now=0, ttl=60)
     rendered = render(InputSelect("Pick", [Option("Where is it?", long), Option("Other", "other")]), "telegram")
@@ -50,7 +50,9 @@ def test_a_telegram_tap_on_a_keyed_option_maps_back_to_its_long_value_once():
     answer = memory.typed(key)  # Telegram sends the callback_data back as the message's text
     assert answer is not None and answer.submitted == [{"title": "Where is it?", "value": long}]
     assert answer.message_id == 7 and answer.how == "value"
-    assert memory.typed(key) is None  # answered once
+    assert memory.typed("Where is it?") is None  # answered once: the title typed again is ordinary text
+    again = memory.typed(key)  # Telegram's keyboard stays: a second tap asks again, with the value
+    assert again is not None and again.submitted == [{"title": "Where is it?", "value": long}]
     assert memory_with("telegram").typed(key) is None  # a key of no remembered menu is ordinary text
 
 
