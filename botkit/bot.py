@@ -32,7 +32,7 @@ from botkit.media import Media
 from botkit.menus import KEY, Memory
 from botkit.openings import INDEX_EVENT
 from botkit.router import MESSAGES, Handler, Router, check_order, passes
-from botkit.store.base import Job
+from botkit.store.base import Finish, Job
 from botkit.teams import Teams
 from botkit.templates import template_of
 from botkit.timeline import Timeline
@@ -236,20 +236,27 @@ class Bot:
         return True
 
     # running ------------------------------------------------------------------------------------------
-    async def handle(self, event: events.Event, job: Job) -> None:
-        """Run the event through the policies and the handlers, recording its timeline (botkit/timeline.py)."""
+    async def handle(self, event: events.Event, job: Job) -> Finish:
+        """Run the event through the policies and the handlers, recording its timeline (botkit/timeline.py).
+
+        Returns what the worker saves with the event's done (`botkit.store.Finish`): the conversation's state
+        when the turn changed it, and the delivery's timeline and outcomes. A turn that raises saves its
+        timeline itself before the exception goes on (the event is retried or dead-lettered, not done)."""
         timeline = outcomes.timeline_for(self, event, job)
         token = timeline.bind()
         try:
-            await self._handle(event, job, timeline)
+            state = await self._handle(event, job, timeline)
         except BaseException as exc:
             timeline.error = type(exc).__name__
-            raise
-        finally:
             Timeline.unbind(token)
             await outcomes.save(self.runtime, timeline, event)
+            raise
+        Timeline.unbind(token)
+        records, keep = outcomes.records_of(self.runtime, timeline, event)
+        return Finish(state=state, records=records, keep=keep)
 
-    async def _handle(self, event: events.Event, job: Job, timeline: Timeline) -> None:
+    async def _handle(self, event: events.Event, job: Job, timeline: Timeline) -> dict[str, Any] | None:
+        """The turn; returns the lane's state to save with the event's done, or None when it did not change."""
         runtime = self._bound()
         store = runtime.store
         if event.name == "conversation_resolved":
@@ -258,7 +265,8 @@ class Bot:
               and event.conversation is not None and event.conversation.status != "pending"):
             await drop_burst(store, job.lane)  # humans have it now
         if event.name == INDEX_EVENT:  # the index of hand-offs waiting for opening time (botkit/openings.py)
-            return await self.agents.openings.update_index(event.raw)
+            await self.agents.openings.update_index(event.raw)
+            return None
         if is_due_event(event):
             event = due_event(event)
         template = template_of(event)  # Chatwoot's own message, or the contact's answer to one
@@ -284,7 +292,7 @@ class Bot:
             log.debug("not the bot's business: %s", event.name, extra={"delivery_id": job.delivery_id})
             timeline.add("policy", "humans have this conversation: the bot stays silent" if held
                          else "not the bot's business")
-            return
+            return None
         timeline.add("policy", "an agent's command" if command is not None else "admitted" if admitted
                      else "suggesting to the agents" if maybe_suggest else "watching for opening time")
         state = await store.get_state(job.lane)
@@ -317,13 +325,14 @@ class Bot:
             if self._take_answer(ctx, memory):
                 await self._run(ctx)
         if ctx.burst == "stale":
-            return  # the state as saved: the burst stays for the newer message, which answers it
+            return None  # the state as saved: the burst stays for the newer message, which answers it
         changed = json.dumps([ctx.state, memory.dump()], sort_keys=True) != before or ctx.burst == "answering"
-        if event.name != "conversation_resolved" and changed:
-            await store.set_state(job.lane, {**ctx.state, KEY: memory.dump()})
         if waiting and ctx.dropped is None and self.turns is not None:
             # its message_created, if it comes later, is not answered again
             await self.turns.answered(job.lane, turn.message_id(event) or 0)
+        if event.name != "conversation_resolved" and changed:
+            return {**ctx.state, KEY: memory.dump()}  # saved with the event's done
+        return None
 
     async def _run(self, ctx: Context, *, templates: bool = False) -> None:
         """The handler chain for one admitted event, with typing shown while it runs (`templates`: only the

@@ -1,6 +1,7 @@
 """Outcomes: what each delivery's turn came to, kept in the bot's own store for `botkit report` and the console.
 
-When the bot is done with a delivery (botkit/bot.py), `save` writes, in one store write, the delivery's
+When the bot is done with a delivery (botkit/bot.py), its event's done writes (`botkit.store.Finish`), or `save`
+writes when the turn failed, in one store write, the delivery's
 timeline (a `delivery` record, the newest BOTKIT_TIMELINE_KEEP kept) and the facts it yields (`outcome`
 records, kept BOTKIT_OUTCOMES_KEEP_DAYS: `Retention` prunes older ones). Each fact is a dict with `type`,
 `bot`, `lane` (the conversation, as `<bot>/<account>:<conversation>`), `inbox` and `handler`:
@@ -107,21 +108,29 @@ def _left_resolved(event: events.Event) -> bool:
     return change is not None and change[0] == "resolved" and change[1] != "resolved"
 
 
-async def save(runtime: Any, timeline: Timeline, event: events.Event) -> None:
-    """Write the delivery's timeline and its facts in one store write; a failure is logged, never raised."""
-    store = getattr(runtime, "store", None)
-    if store is None:
-        return
+def records_of(runtime: Any, timeline: Timeline, event: events.Event) -> tuple[list[Record], dict[str, int] | None]:
+    """The delivery's records (its facts, then its timeline unless BOTKIT_TIMELINE_KEEP is 0) and the `keep`
+    that bounds the timelines: what `save` writes, or what the worker saves with the event's done
+    (`botkit.store.Finish`)."""
     settings = getattr(runtime, "settings", None)
     keep = getattr(settings, "botkit_timeline_keep", DEFAULT_TIMELINE_KEEP)
     now = time.time()
     records = [Record("outcome", now, fact) for fact in facts(timeline, event)]
     if keep > 0:
         records.append(Record("delivery", now, timeline.to_json()))
+    return records, ({"delivery": keep} if keep > 0 else None)
+
+
+async def save(runtime: Any, timeline: Timeline, event: events.Event) -> None:
+    """Write the delivery's timeline and its facts in one store write; a failure is logged, never raised."""
+    store = getattr(runtime, "store", None)
+    if store is None:
+        return
+    records, keep = records_of(runtime, timeline, event)
     if not records:
         return
     try:
-        await store.add_records(records, keep={"delivery": keep} if keep > 0 else None)
+        await store.add_records(records, keep=keep)
     except Exception as exc:  # the outcomes record the work; they must never fail it
         log.warning("could not save the delivery's timeline and outcomes: %s", type(exc).__name__,
                     extra={"delivery_id": timeline.delivery_id})

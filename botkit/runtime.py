@@ -18,7 +18,7 @@ from botkit.metrics import NULL, NullMetrics
 if TYPE_CHECKING:
     from botkit.config import Settings
     from botkit.events import Event
-    from botkit.store.base import Job, Store
+    from botkit.store.base import Finish, Job, Store
 
 
 class ChatwootActions(Protocol):
@@ -94,8 +94,10 @@ class ServedBot(Protocol):
 
     async def shutdown(self) -> None: ...
 
-    async def handle(self, event: Event, job: Job) -> None:
-        """Handle one event; an exception fails the attempt (retried, or a dead letter: botkit.worker)."""
+    async def handle(self, event: Event, job: Job) -> Finish | None:
+        """Handle one event; an exception fails the attempt (retried, or a dead letter: botkit.worker).
+        What it returns (`botkit.store.Finish`: the lane's state, the delivery's records) is saved with the
+        event's done."""
 
     async def on_dead_letter(self, event: Event, job: Job, error: BaseException) -> None:
         """The event failed for good (it is a dead letter): e.g. hand the conversation to humans."""

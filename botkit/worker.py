@@ -29,7 +29,7 @@ from typing import Any
 from botkit import events, logs, tracing
 from botkit.errors import GiveUp, fails_for_good
 from botkit.runtime import ServedBot
-from botkit.store.base import AnotherWorker, Job, Store, StoreUnavailable, bot_of
+from botkit.store.base import AnotherWorker, Finish, Job, Store, StoreUnavailable, bot_of
 
 log = logging.getLogger("botkit.worker")
 
@@ -173,26 +173,28 @@ class Worker:
                 raise OutOfAttempts(f"its worker stopped (killed or crashed) while handling it, and its "
                                     f"{job.attempts} attempts are used up; it is not run again")
             event = events.parse_json(job.body, job.delivery_id)
-            await self._handle(bot, event, job)
+            finish = await self._handle(bot, event, job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             outcome = await self._failed(job, bot, exc, extra)
         else:
-            await self._settle(self.store.done(job), job)
+            # the turn's last writes go with its done, in one transaction where the store can
+            step = self.store.finish(job, finish) if isinstance(finish, Finish) else self.store.done(job)
+            await self._settle(step, job)
             outcome = "done"
         seconds = loop.time() - started
         log.debug("%s in %.1f ms", outcome, seconds * 1000)
         if self._on_outcome is not None:
             self._on_outcome(outcome, job, seconds)
 
-    async def _handle(self, bot: ServedBot, event: events.Event, job: Job) -> None:
+    async def _handle(self, bot: ServedBot, event: events.Event, job: Job) -> Finish | None:
         """Run the bot; with a shared store, renew the claim every lease/3 so a live worker never loses it."""
         if not self.store.lease:
             return await bot.handle(event, job)
         keeper = asyncio.create_task(self._keep_lease(job, self.store.lease / 3))
         try:
-            await bot.handle(event, job)
+            return await bot.handle(event, job)
         finally:
             keeper.cancel()
 

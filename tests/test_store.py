@@ -213,6 +213,54 @@ async def test_done_frees_the_lane_for_its_next_event(store: Store) -> None:
     assert keys(await store.claim(10)) == {"a2"}
 
 
+async def test_finish_saves_the_state_and_records_with_the_done(store: Store) -> None:
+    from botkit.store.base import Finish, Record
+
+    assert await put(store, "a1", "A")
+    assert await put(store, "a2", "A")
+    assert await put(store, "b1", "B")
+    a1, b1 = sorted(await store.claim(10), key=lambda j: j.key)
+    await store.set_state("B", {"kept": True})
+    await store.record("a1", 0, {"id": 7})
+    await asyncio.gather(  # two finishes asked for in one turn of the loop (one transaction on SQLite)
+        store.finish(a1, Finish(state={"menu": [1, 2]}, records=[Record("outcome", T0, {"n": 1})],
+                                keep={"delivery": 5})),
+        store.finish(b1, Finish(records=[Record("delivery", T0, {"d": 1})])))
+    assert await store.get_state("A") == {"menu": [1, 2]}
+    assert await store.get_state("B") == {"kept": True}  # no state in its Finish: left as it was
+    assert [r.data for r in await store.records("outcome")] == [{"n": 1}]
+    assert [r.data for r in await store.records("delivery")] == [{"d": 1}]
+    assert await store.journal("a1") == {}  # done clears the journal
+    assert keys(await store.claim(10)) == {"a2"}  # the lane goes on
+    stats = await store.stats()
+    assert (stats.waiting, stats.in_flight) == (0, 1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_a_failed_finish_leaves_the_event_and_its_state_as_they_were(make_store: MakeStore) -> None:
+    """The state is written in the done's transaction: when that fails, neither is saved, and a read of the
+    state (which skips the write batch) does not see the unsaved one."""
+    from botkit.store.base import Finish
+
+    store = await make_store()
+    assert await put(store, "a1", "A")
+    await store.recover()
+    await store.set_state("A", {"step": 1})
+    [job] = await store.claim(10)
+    holder = sqlite3.connect(store.path, timeout=0)  # another process holds the write lock past the limit
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("botkit.store.sqlite._LOCKED_FOR", 0.05)
+            with pytest.raises(StoreUnavailable):
+                await store.finish(job, Finish(state={"step": 2}))
+            assert await store.get_state("A") == {"step": 1}
+    finally:
+        holder.rollback()
+        holder.close()
+    assert (await store.stats()).in_flight == 1  # still claimed: it runs again after a restart
+
+
 async def test_an_emptied_lane_takes_new_events(store: Store) -> None:
     assert await put(store, "a1", "A")
     [a1] = await store.claim(10)

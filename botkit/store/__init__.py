@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from botkit.config import ConfigError
-from botkit.store.base import DeadLetter, Job, QueueStats, Store, StoreUnavailable, bot_of, lane_for
+from botkit.store.base import DeadLetter, Finish, Job, QueueStats, Store, StoreUnavailable, bot_of, lane_for
 
-__all__ = ["DeadLetter", "Job", "QueueStats", "Store", "StoreUnavailable", "bot_of", "lane_for", "store_from_url"]
+__all__ = ["DeadLetter", "Finish", "Job", "QueueStats", "Store", "StoreUnavailable", "bot_of", "lane_for",
+           "store_from_url"]
 
 
 def store_from_url(url: str, *, dedupe_ttl: float = 24 * 3600) -> Store:

@@ -8,7 +8,8 @@ the same promises, checked by one parametrised test suite:
 - A *lane* is one conversation. `claim` hands out only the oldest waiting event of each lane, and only while
   nothing of that lane is in flight, so one conversation's events run one at a time in arrival order while
   different conversations run concurrently.
-- A claimed job ends in exactly one of `done`, `retry_later` (stays at the head of its lane until ready),
+- A claimed job ends in exactly one of `done` (or `finish`: done, with the turn's last writes in the same
+  transaction where the backend can), `retry_later` (stays at the head of its lane until ready),
   `dead_letter`, or `release` (handed back untouched, on shutdown). A claim left by a dead process is
   handed out again: by `open` for a single-process store, after a lease for a shared one.
 - `add_records` appends what the bot did (`Record`: the timeline of a delivery, an outcome of a turn) and
@@ -77,6 +78,18 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Finish:
+    """What a turn writes last, saved with its event's `done` (`Store.finish`): the conversation's `state`
+    (under the job's lane; None when it did not change) and the delivery's `records` (`add_records`, with
+    its `keep`). Writing them with the done makes the turn's end one transaction: the state a turn leaves
+    is never saved without its event being finished, and a busy worker commits a third as often."""
+
+    state: dict[str, Any] | None = None
+    records: Sequence[Record] = ()
+    keep: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     waiting: int  # queued, not in flight
     in_flight: int
@@ -142,6 +155,16 @@ class Store(ABC):
 
     @abstractmethod
     async def done(self, job: Job) -> None: ...
+
+    async def finish(self, job: Job, finish: Finish) -> None:
+        """`done`, with the turn's last writes (`Finish`). SQLite and the memory store do it in one
+        transaction; this default writes the state, then the records, then the done, so a crash between
+        them leaves the event to run again (its journal skips what it already did)."""
+        if finish.state is not None:
+            await self.set_state(job.lane, finish.state)
+        if finish.records:
+            await self.add_records(finish.records, keep=finish.keep)
+        await self.done(job)
 
     @abstractmethod
     async def retry_later(self, job: Job, delay: float, error: str) -> None:

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from botkit.store.base import (
     AnotherWorker,
     DeadLetter,
+    Finish,
     Job,
     QueueStats,
     Record,
@@ -344,7 +345,22 @@ class SQLiteStore(Store):
         await wait_for_wakeup(self._wakeup, timeout)
 
     async def done(self, job: Job) -> None:
-        await self._call(_Done(int(job.id), job.key))
+        await self.finish(job, Finish())
+
+    async def finish(self, job: Job, finish: Finish) -> None:
+        """The event's done, its lane's state and its records in the transaction of the loop's turn: a run
+        of finishes costs a few executemany calls, whatever the number of events (`_enqueues_and_dones`)."""
+        state = None if finish.state is None else json.dumps(finish.state)
+        records = tuple((r.kind, r.at, json.dumps(r.data)) for r in finish.records)
+        trims = self._trims(finish.records, finish.keep)
+        if state is not None:
+            self._remember_state(job.lane, state)  # before the commit: reads skip the batch (`_read`)
+        try:
+            await self._call(_Done(int(job.id), job.key, job.lane, state, self._clock(), records, trims))
+        except BaseException:
+            if state is not None:
+                self._states.pop(job.lane, None)  # read again from the file, which has the state before it
+            raise
         self._journal.pop(job.key, None)
         self._wakeup.set()
 
@@ -391,10 +407,9 @@ class SQLiteStore(Store):
         return await self._call(op)
 
     async def queued_after(self, job: Job) -> list[tuple[str, bytes]]:
-        # the queue_lane index (lane, seq): the lane's few newer rows
-        rows = await self._call(lambda db: db.execute(
-            "SELECT event, body FROM queue WHERE lane = ? AND seq > ? ORDER BY seq",
-            (job.lane, int(job.id))).fetchall())
+        # the queue_lane index (lane, seq): the lane's few newer rows, written by the receiver (committed)
+        rows = self._read("SELECT event, body FROM queue WHERE lane = ? AND seq > ? ORDER BY seq",
+                          (job.lane, int(job.id)))
         return [(event, bytes(body)) for event, body in rows]
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -436,12 +451,24 @@ class SQLiteStore(Store):
     async def get_state(self, lane: str) -> dict[str, Any]:
         data = self._states.get(lane)
         if data is None:
-            row = await self._call(lambda db: db.execute("SELECT data FROM state WHERE lane = ?", (lane,)).fetchone())
-            data = row[0] if row else "{}"
+            rows = self._read("SELECT data FROM state WHERE lane = ?", (lane,))
+            data = rows[0][0] if rows else "{}"
             self._remember_state(lane, data)
         else:
             self._states.move_to_end(lane)
         return json.loads(data)  # a copy: the caller may change it freely
+
+    def _read(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """A read at once, outside the write batch (no commit, no wait for the loop's next turn). A WAL
+        reader never waits for a writer, and no transaction is open between the loop's callbacks (`_flush`
+        runs whole). What this process asked to write but has not committed yet is not seen: the state
+        cache is updated when a write is asked for, and a lane's events run one at a time."""
+        if self._db is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the SQLite store failed: {exc}") from None
 
     def _remember_state(self, lane: str, data: str) -> None:
         self._states[lane] = data
@@ -450,14 +477,23 @@ class SQLiteStore(Store):
             self._states.popitem(last=False)
 
     async def set_state(self, lane: str, state: dict[str, Any]) -> None:
-        data, now = json.dumps(state), self._clock()
-        await self._call(lambda db: db.execute(
+        await self._write_state(lane, json.dumps(state), lambda db, data, now: db.execute(
             "INSERT OR REPLACE INTO state (lane, data, updated_at) VALUES (?, ?, ?)", (lane, data, now)))
-        self._remember_state(lane, data)
 
     async def clear_state(self, lane: str) -> None:
-        await self._call(lambda db: db.execute("DELETE FROM state WHERE lane = ?", (lane,)))
-        self._remember_state(lane, "{}")
+        await self._write_state(lane, "{}", lambda db, data, now: db.execute(
+            "DELETE FROM state WHERE lane = ?", (lane,)))
+
+    async def _write_state(self, lane: str, data: str, write: Callable[[sqlite3.Connection, str, float], Any]) -> None:
+        """Cache the lane's new state when the write is asked for (reads skip the batch: `_read`); forget it
+        if the write fails, so the next read finds the file's."""
+        now = self._clock()
+        self._remember_state(lane, data)
+        try:
+            await self._call(lambda db: write(db, data, now))
+        except BaseException:
+            self._states.pop(lane, None)
+            raise
 
     async def journal(self, key: str) -> dict[int, Any]:
         return {step: json.loads(result) for step, result in self._journal.get(key, {}).items()}
@@ -470,22 +506,25 @@ class SQLiteStore(Store):
 
     async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
         rows = [(r.kind, r.at, json.dumps(r.data)) for r in records]
+        trims = self._trims(records, keep)
+
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT INTO records (kind, at, data) VALUES (?, ?, ?)", rows)
+            _trim(db, trims)
+
+        await self._call(op)
+
+    def _trims(self, records: Sequence[Record], keep: Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+        """The kinds to trim with this write, and how many of each stay. Trimming walks `count` index entries:
+        it is done once per count/10 writes (bench/records.py), so at most count + count/10 records of a kind
+        stay between trims."""
         trims = []
         for kind, count in (keep or {}).items():
-            # Trimming walks `count` index entries: do it once per count/10 writes (bench/records.py), so at
-            # most count + count/10 records of the kind stay between trims.
             self._untrimmed[kind] = self._untrimmed.get(kind, 0) + sum(1 for r in records if r.kind == kind)
             if self._untrimmed[kind] > count // 10:
                 trims.append((kind, count))
                 self._untrimmed[kind] = 0
-
-        def op(db: sqlite3.Connection) -> None:
-            db.executemany("INSERT INTO records (kind, at, data) VALUES (?, ?, ?)", rows)
-            for kind, count in trims:  # the newest `count` stay: everything at or below the (count+1)-th newest goes
-                db.execute("DELETE FROM records WHERE kind = ? AND seq <= (SELECT seq FROM records WHERE kind = ? "
-                           "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (kind, kind, count))
-
-        await self._call(op)
+        return tuple(trims)
 
     async def prune_records(self, kind: str, before: float, *, at_most: int = 1000) -> int:
         return await self._call(lambda db: db.execute(  # the (kind, at) index finds them: no scan
@@ -518,8 +557,15 @@ class _Enqueue:
 
 @dataclass(frozen=True, slots=True)
 class _Done:
+    """A finish, as data (`SQLiteStore.finish`): the event's done, with its lane's state and its records."""
+
     seq: int
     key: str
+    lane: str = ""
+    state: str | None = None  # JSON, when the turn changed the lane's state
+    now: float = 0.0
+    records: tuple[tuple[str, float, str], ...] = ()  # (kind, at, JSON data)
+    trims: tuple[tuple[str, int], ...] = ()
 
 
 def _failed(batch: list[tuple[Any, asyncio.Future[Any]]], error: Exception) -> list[tuple[Any, bool, Any]]:
@@ -566,9 +612,21 @@ def _enqueues_and_dones(db: sqlite3.Connection, run: list[Any]) -> list[Any]:
     if dones:
         db.executemany("DELETE FROM queue WHERE seq = ?", [(op.seq,) for op in dones])
         db.executemany("DELETE FROM journal WHERE key = ?", [(op.key,) for op in dones])
+        db.executemany("INSERT OR REPLACE INTO state (lane, data, updated_at) VALUES (?, ?, ?)",
+                       [(op.lane, op.state, op.now) for op in dones if op.state is not None])
+        db.executemany("INSERT INTO records (kind, at, data) VALUES (?, ?, ?)",
+                       [record for op in dones for record in op.records])
+        _trim(db, [trim for op in dones for trim in op.trims])
     enqueues = [op for op in run if isinstance(op, _Enqueue)]
     accepted = iter(_enqueue_many(db, enqueues) if enqueues else [])
     return [next(accepted) if isinstance(op, _Enqueue) else None for op in run]
+
+
+def _trim(db: sqlite3.Connection, trims: Sequence[tuple[str, int]]) -> None:
+    """Keep the newest `count` records of each (kind, count): everything at or below the (count+1)-th goes."""
+    for kind, count in trims:
+        db.execute("DELETE FROM records WHERE kind = ? AND seq <= (SELECT seq FROM records WHERE kind = ? "
+                   "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (kind, kind, count))
 
 
 def _enqueue_many(db: sqlite3.Connection, ops: list[_Enqueue]) -> list[bool]:
