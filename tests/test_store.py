@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from botkit.store.base import AnotherWorker, Job, QueueStats, Store, StoreUnavailable
+from botkit.store.base import AnotherWorker, Finish, Job, QueueStats, Store, StoreUnavailable
 from botkit.store.memory import MemoryStore
 from botkit.store.sqlite import SQLiteStore
 from botkit.testing.redis_server import RedisServer, free_port, skip_unless_redis_server
@@ -831,6 +831,44 @@ async def test_sqlite_operations_of_one_turn_share_a_commit_and_a_bad_one_fails_
     assert isinstance(results[1], StoreUnavailable)
     assert commits == 1
     assert keys(await store.claim(10)) == {"a1", "b1"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_a_worker_with_several_events_in_hand_commits_their_steps_together(
+        make_store: MakeStore) -> None:
+    """Operations asked for in successive turns of the loop share a transaction while other events are in
+    hand (their steps join it); with one event in hand each goes at once, so a lone event never waits."""
+    store = await make_store()
+    assert isinstance(store, SQLiteStore)
+    await store.recover()
+    commits = 0
+    original = store._flush
+
+    def counting_flush() -> None:
+        nonlocal commits
+        commits += 1
+        original()
+
+    store._flush = counting_flush  # type: ignore[method-assign]
+    for lane in "ABC":
+        assert await put(store, f"{lane}1", lane)
+    a, b, c = sorted(await store.claim(10), key=lambda job: job.key)
+    commits = 0
+
+    async def journal_then_finish(job: Job, turns: int) -> None:
+        for _ in range(turns):  # each event's steps come in a turn of the loop of their own
+            await asyncio.sleep(0)
+        await store.record(job.key, 0, {"id": 1})
+
+    await asyncio.gather(journal_then_finish(a, 0), journal_then_finish(b, 1), journal_then_finish(c, 2))
+    assert commits == 1
+    await store.finish(a, Finish())
+    await store.finish(b, Finish())
+    commits = 0  # one event in hand now: its steps go at once, one transaction each
+    await store.record(c.key, 1, {"id": 2})
+    await store.finish(c, Finish())
+    assert commits == 2
+    assert await store.claim(10) == [] and (await store.stats()).in_flight == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
