@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (the store's ?workers=N)")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
                         help="wrk if installed (auto), or bench/loadgen.py")
+    parser.add_argument("--fake-from", metavar="CHECKOUT", default=str(ROOT),
+                        help="run the fake Chatwoot from another checkout's botkit.testing, so that two versions of "
+                             "botkit are timed against the same fake (it shares the cores)")
     parser.add_argument("--profile", metavar="FILE", help="record the worker process(es) during the burst with "
                         "py-spy (the bench extra) into FILE, collapsed stacks (flamegraph.pl, speedscope)")
     args = parser.parse_args()
@@ -156,7 +159,7 @@ def main() -> None:
         Path(tmp, "fake.py").write_text(FAKE)
         Path(tmp, "noop_bot.py").write_text("class B:\n    async def handle(self, e, j):\n        pass\nbot = B()\n")
         fake_port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": args.fake_from}
         fake_log = Path(tmp, "fake.log").open("wb")
         fake = subprocess.Popen([sys.executable, "fake.py", str(fake_port)], cwd=tmp, env=env, stdout=fake_log,
                                 stderr=subprocess.STDOUT)
