@@ -537,6 +537,7 @@ async def test_redis_claim_of_a_dead_worker_is_taken_over_after_the_lease(make_s
     await doomed.retry_later(held, 0.0, "late")
     assert await survivor.claim(10) == []
     await doomed.done(held)
+    await doomed.finish(held, Finish(state={"late": True}))
     await doomed.dead_letter(held, "late")
     assert await survivor.claim(10) == []
     assert (await survivor.stats()).dead_letters == 0

@@ -66,7 +66,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from botkit.store.base import DeadLetter, Job, QueueStats, Record, Store, StoreUnavailable
+from botkit.store.base import DeadLetter, Finish, Job, QueueStats, Record, Store, StoreUnavailable
 
 log = logging.getLogger("botkit.store.redis")
 
@@ -427,8 +427,27 @@ class RedisStore(Store):
     @_unavailable_on_redis_errors
     async def done(self, job: Job) -> None:
         if not await self._run("done", job.lane, job.id, repr(self._clock()), job.key, self.consumer):
-            log.warning("finished an event another worker took over after this one's lease ran out; it may "
-                        "run twice (raise the lease or heartbeat more often)", extra={"delivery_id": job.delivery_id})
+            self._taken_over(job)
+
+    @_unavailable_on_redis_errors
+    async def finish(self, job: Job, finish: Finish) -> None:
+        """The state, the records and the done in one MULTI (two round trips with records: their numbers
+        come first) instead of one round trip each."""
+        first = await self._number(finish.records)
+        async with self._client.pipeline(transaction=True) as pipe:
+            if finish.state is not None:
+                pipe.set(self._key("state", job.lane), json.dumps(finish.state), px=self._state_ttl_ms)
+            self._add_records(pipe, finish.records, first, finish.keep)
+            await self._scripts["done"](args=[self.prefix, job.lane, job.id, repr(self._clock()), job.key,
+                                              self.consumer], client=pipe)
+            finished = (await pipe.execute())[-1]
+        if not finished:
+            self._taken_over(job)
+
+    @staticmethod
+    def _taken_over(job: Job) -> None:
+        log.warning("finished an event another worker took over after this one's lease ran out; it may "
+                    "run twice (raise the lease or heartbeat more often)", extra={"delivery_id": job.delivery_id})
 
     @_unavailable_on_redis_errors
     async def retry_later(self, job: Job, delay: float, error: str) -> None:
@@ -509,13 +528,22 @@ class RedisStore(Store):
     async def add_records(self, records: Sequence[Record], *, keep: Mapping[str, int] | None = None) -> None:
         if not records:
             return
-        first = await self._client.incrby(self._key("records_seq"), len(records)) - len(records) + 1
+        first = await self._number(records)
         async with self._client.pipeline(transaction=True) as pipe:
-            for number, record in enumerate(records, start=first):
-                pipe.zadd(self._key("records", record.kind), {f"{number:012d} {json.dumps(record.data)}": record.at})
-            for kind, count in (keep or {}).items():  # by time: the oldest go
-                pipe.zremrangebyrank(self._key("records", kind), 0, -count - 1)
+            self._add_records(pipe, records, first, keep)
             await pipe.execute()
+
+    async def _number(self, records: Sequence[Record]) -> int:
+        """The first of `len(records)` numbers that keep records apart (two equal records are both kept)."""
+        if not records:
+            return 0
+        return await self._client.incrby(self._key("records_seq"), len(records)) - len(records) + 1
+
+    def _add_records(self, pipe: Any, records: Sequence[Record], first: int, keep: Mapping[str, int] | None) -> None:
+        for number, record in enumerate(records, start=first):
+            pipe.zadd(self._key("records", record.kind), {f"{number:012d} {json.dumps(record.data)}": record.at})
+        for kind, count in (keep or {}).items() if records else ():  # by time: the oldest go
+            pipe.zremrangebyrank(self._key("records", kind), 0, -count - 1)
 
     @_unavailable_on_redis_errors
     async def prune_records(self, kind: str, before: float, *, at_most: int = 1000) -> int:
