@@ -189,6 +189,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a language such as en, pt_BR, es, fr or de")
         return normalized
 
+    @field_validator("botkit_log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
     @field_validator("botkit_log_format")
     @classmethod
     def _log_format(cls, value: str) -> str:
@@ -356,9 +363,13 @@ def read_settings(cls: type[S], env_file: str | None = ".env", *, bot_values: Ma
     except ValidationError as exc:
         error = exc.errors()[0]
         name = env_name(cls, str(error["loc"][0])) if error["loc"] else "a setting"
-        reason = _REASONS.get(error["type"], "").format(**(error.get("ctx") or {}))
+        bounds = {key: int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+                  for key, bound in (error.get("ctx") or {}).items()}  # "at least 0", not "0.0", for a float
+        reason = _REASONS.get(error["type"], "").format(**bounds)
         reason = reason or error["msg"].removeprefix("Value error, ")
-        shown = "" if error["loc"] and _is_secret(cls, str(error["loc"][0])) else f" (it is {error.get('input')!r})"
+        secret = bool(error["loc"]) and _is_secret(cls, str(error["loc"][0]))
+        said = repr(error.get("input")) in reason  # the reason quotes the value already
+        shown = "" if secret or said else f" (it is {error.get('input')!r})"
         raise ConfigError(f"{name} {reason[0].lower() + reason[1:]}{shown}.") from None
 
 

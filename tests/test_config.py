@@ -19,13 +19,34 @@ from tests.conftest import ROOT
                                        "(it is 'postgres://x')."),
     ({"botkit_bot": "bots.support_router"}, "BOTKIT_BOT must be module:attribute, e.g. bots.support_router:bot "
                                             "(it is 'bots.support_router')."),
-    ({"botkit_holidays": "2026-13-45"}, "BOTKIT_HOLIDAYS '2026-13-45' is not a date; write it 2026-12-25 "
-                                        "(it is '2026-13-45')."),
+    ({"botkit_holidays": "2026-13-45"}, "BOTKIT_HOLIDAYS '2026-13-45' is not a date; write it 2026-12-25."),
+    # A new user's typo stopped start-up with logging's ValueError traceback.
+    ({"botkit_log_level": "LOUD"}, "BOTKIT_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL (it is 'LOUD')."),
+    # Float settings said "at least 0.0" and "more than 0.0".
+    ({"botkit_outcomes_keep_days": "-1"}, "BOTKIT_OUTCOMES_KEEP_DAYS must be at least 0 (it is '-1')."),
+    ({"botkit_console_session_hours": "0"}, "BOTKIT_CONSOLE_SESSION_HOURS must be more than 0 (it is '0')."),
+    ({"botkit_model_prices": "garbage"}, "BOTKIT_MODEL_PRICES must look like gpt-4o-mini=0.15/0.60 (USD per "
+                                         "million tokens in/out); 'garbage' is not model=price/price."),
 ])
 def test_a_wrong_setting_is_one_sentence_naming_it(overrides, sentence):
     with pytest.raises(ConfigError) as caught:
         load_settings(env_file=None, **overrides)
     assert str(caught.value) == sentence
+
+
+def test_the_log_level_is_read_in_any_case():
+    assert load_settings(env_file=None, botkit_log_level="debug").botkit_log_level == "DEBUG"
+
+
+def test_a_sqlite_store_in_a_missing_folder_is_one_sentence(tmp_path):
+    # botkit serve stopped with a FileNotFoundError traceback from its server lock.
+    from botkit.store import store_from_url
+
+    with pytest.raises(ConfigError) as caught:
+        store_from_url(f"sqlite:///{tmp_path}/nowhere/botkit.db")
+    assert str(caught.value) == (f"BOTKIT_STORE names {tmp_path}/nowhere/botkit.db, in a folder that does not exist "
+                                 f"({tmp_path}/nowhere): create the folder or name another file.")
+    assert store_from_url("sqlite:///botkit.db?workers=2").path == "botkit.db"  # the working folder is a folder
 
 
 def test_a_wrong_secret_is_named_but_never_shown():

@@ -338,6 +338,16 @@ def test_kb_reading_commands_where_there_is_no_store_say_so_and_make_none(cli_en
     assert not (cli_env / "botkit.db").exists()
 
 
+@pytest.mark.parametrize("command", [["add", "missing.md"], ["add", "empty"], ["sync"]])
+def test_a_kb_add_or_sync_that_fails_makes_no_store(cli_env: Path, capsys, command) -> None:
+    # A new user's first `botkit kb add` of a mistyped path, or `kb sync` with no Chatwoot set, left an empty
+    # botkit.db behind, and the reading commands then answered from it instead of saying there is no store.
+    (cli_env / "empty").mkdir()
+    assert main(["kb", *command]) == 2
+    assert capsys.readouterr().err.startswith("botkit: ")
+    assert not (cli_env / "botkit.db").exists()
+
+
 def test_a_new_folders_first_kb_add_says_it_brings_botkits_handoff_examples(tmp_path: Path) -> None:
     """What a new user sees, through the real CLI with the default BOTKIT_STORE (./botkit.db)."""
     from tests.test_devtools import botkit

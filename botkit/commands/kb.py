@@ -68,7 +68,6 @@ def _print_changes(changes: Changes) -> None:
 
 
 def add(args: argparse.Namespace) -> int:
-    kb = _kb(create=True)
     knowledge = _knowledge()
     from botkit.knowledge.documents import Document
 
@@ -84,6 +83,7 @@ def add(args: argparse.Namespace) -> int:
         _fail(str(exc))
     if not documents:
         _fail(f"no Markdown, text, HTML, PDF, CSV or JSON files in {' '.join(args.paths)}.")
+    kb = _kb(create=True)  # only once there is something to add: a failed first add makes no empty store
     _print_changes(kb.add(documents, force=args.force))
     return 0
 
@@ -92,13 +92,14 @@ def sync(args: argparse.Namespace) -> int:
     from botkit.chatwoot import ChatwootError
     from botkit.commands.provision import _admin_client
     settings = load_settings()
-    kb = _knowledge().knowledge_from_settings(settings)  # may make a new store, as add does
+    knowledge = _knowledge()
     from botkit.knowledge import helpcenter
 
     account = args.account or settings.chatwoot_account_id
 
     async def main() -> helpcenter.SyncReport:
-        async with _admin_client() as client:
+        async with _admin_client() as client:  # its settings checked before a new store is made
+            kb = knowledge.knowledge_from_settings(settings)  # may make a new store, as add does
             return await helpcenter.sync(kb, client, account_id=account, base_url=settings.chatwoot_base_url or "",
                                          portal=args.portal)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qs, urlsplit
 
 from botkit.config import ConfigError
@@ -25,6 +26,10 @@ def store_from_url(url: str, *, dedupe_ttl: float = 24 * 3600) -> Store:
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
             raise ConfigError("BOTKIT_STORE must name a file, e.g. sqlite:///./botkit.db.")
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):  # SQLite would say "unable to open database file", from deep in start-up
+            raise ConfigError(f"BOTKIT_STORE names {path}, in a folder that does not exist ({folder}): create the "
+                              "folder or name another file.")
         query = parse_qs(parts.query)
         synchronous = query.get("synchronous", ["normal"])[0]
         if synchronous.lower() not in ("normal", "full", "extra"):
