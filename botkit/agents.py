@@ -232,6 +232,8 @@ class Agents:
     async def handoff(self, ctx: Context, *, team: str | int | None, note: str | None, message: str | None,
                       reason: str) -> None:
         """Context.handoff: see the module docstring."""
+        if team is not None:
+            ctx.teams.id_of(team)  # a team with no id fails the hand-off before the contact or agents are told
         if message:
             await ctx.reply(message)  # in suggest mode: a suggestion
         if ctx.suggesting:

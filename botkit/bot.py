@@ -91,6 +91,11 @@ class Bot:
             raise ValueError("when_cannot_reply must be 'skip' or 'handoff'")
         self.name = name
         self.handlers: list[Handler] = list(handlers)
+        for handler in self.handlers:  # a bare function failed at start-up with an AttributeError on `leaves`
+            if not isinstance(handler, Handler):
+                raise TypeError(f"Bot({name!r}, [...]) takes handlers: {handler!r} is not one; register a function "
+                                "with a router's decorator (@router.on_message(...), @bot.fallback) and give the "
+                                "router")
         self.router = Router(name)  # where @bot.on_message and the other decorators register
         self.middleware: list[Middleware] = list(middleware)
         self.policies = policies or Policies()

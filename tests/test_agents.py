@@ -251,3 +251,29 @@ async def test_a_reply_with_files_in_suggest_mode_sends_nothing_public(bot_flow)
     flow.expect_note("Suggestion 1 (/send 1 to send it):\nHere is your invoice.\n"
                      "(with the files invoice.pdf: attach them yourself)")
     assert public(flow) == []
+
+
+async def test_a_handoff_to_a_team_with_no_id_fails_before_the_bot_says_anything(bot_flow):
+    # The README's shop bot hands off to team "support", which a function's code names and start-up cannot
+    # check: the hand-off wrote its summary note and the contact's message, then failed on the team, and the
+    # dead letter's fallback wrote a second summary. Now the team is looked up first: one summary, the fallback's.
+    bot = Bot("shop")
+
+    @bot.fallback
+    async def to_support(ctx: Context) -> None:
+        await ctx.handoff(team="support", message="A person will answer you.", note="Asked for a human.")
+
+    flow = await bot_flow(bot, teams=TEAMS)
+    await flow.send("a human please")
+    flow.expect_summary("Why: the bot failed on this conversation", "ActionRefused").expect_handoff()
+    flow.expect_no_action()
+    assert public(flow) == []
+
+
+def test_a_bare_function_in_the_chain_is_one_sentence():
+    async def helper(ctx: Context) -> None:
+        await ctx.reply("hi")
+
+    with pytest.raises(TypeError, match=r"^Bot\('shop', \[...\]\) takes handlers: <function .*helper.* is not one; "
+                                        r"register a function with a router's decorator"):
+        Bot("shop", [helper])  # type: ignore[list-item]
