@@ -136,6 +136,15 @@ async def test_replay_all_and_drop(store_url, capsys):
         assert sorted(handler.handled) == sorted({"question 0", "question 1", "question 2"} - {dropped})
 
 
+@pytest.mark.parametrize("action", [["list"], ["show", "1"], ["replay", "--all"], ["drop", "1"]])
+async def test_where_there_is_no_store_say_so_and_make_none(capsys, tmp_path, action):
+    # `botkit deadletters list` in another folder made an empty botkit.db there and said "no dead letters".
+    code, _, err = await botkit(capsys, "deadletters", *action, "--store", f"sqlite:///{tmp_path}/botkit.db")
+    assert (code, err) == (2, f"botkit: there is no store at {tmp_path}/botkit.db: run botkit deadletters where "
+                              "botkit serve runs, or name the store with --store or BOTKIT_STORE.\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_replay_needs_an_id_or_all(capsys, tmp_path):
     code, _, err = await botkit(capsys, "deadletters", "replay", "--store", f"sqlite:///{tmp_path}/x.db")
     assert code == 2 and "--all" in err

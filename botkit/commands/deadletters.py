@@ -25,6 +25,7 @@ import sys
 import time
 from typing import IO, Any
 
+from botkit.commands.stores import require_store
 from botkit.config import load_settings
 from botkit.store import DeadLetter, Store, StoreUnavailable, store_from_url
 
@@ -100,6 +101,7 @@ def command(args: argparse.Namespace) -> int:
         print("botkit: name the dead letter to replay, or --all.", file=sys.stderr)
         return 2
     url = args.store or load_settings().botkit_store
+    require_store(url, "botkit deadletters", "--store or BOTKIT_STORE")  # opening would make an empty one here
     store = store_from_url(url)
 
     async def main() -> int:
