@@ -260,3 +260,20 @@ def test_botkit_report_where_there_is_no_store_says_so(tmp_path: Path, monkeypat
     assert main(["report", "--store", "sqlite:///./botkit.db"]) == 2
     assert capsys.readouterr().err.startswith("botkit: there is no store at ./botkit.db: run botkit report where ")
     assert not (tmp_path / "botkit.db").exists()
+
+
+def test_botkit_report_to_a_file_it_cannot_write_says_so(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    # --output in a folder that does not exist stopped with a FileNotFoundError traceback.
+    monkeypatch.chdir(tmp_path)
+    asyncio.run(_open_store("sqlite:///./botkit.db"))  # the store botkit serve made
+    target = tmp_path / "missing" / "report.html"
+    assert main(["report", "--store", "sqlite:///./botkit.db", "--format", "html", "--output", str(target)]) == 2
+    assert capsys.readouterr().err == (f"botkit: the report cannot be written to {target} (No such file or "
+                                       "directory); name another --output.\n")
+
+
+async def _open_store(url: str) -> None:
+    from botkit.store import store_from_url
+
+    async with store_from_url(url):
+        pass

@@ -76,7 +76,11 @@ def run_report(args: argparse.Namespace) -> int:
     if target is None:
         sys.stdout.write(output)
     else:
-        Path(target).write_text(output)
+        try:
+            Path(target).write_text(output)
+        except OSError as exc:
+            raise ConfigError(f"the report cannot be written to {target} ({exc.strerror}); name another "
+                              "--output.") from None
         print(f"botkit: wrote the report to {target}", file=sys.stderr)
     return 0
 
