@@ -123,6 +123,17 @@ def test_init_writes_a_secret_once_and_serve_then_accepts_it(tmp_path):
     assert load_settings(env_file=str(tmp_path / ".env")).webhook_secrets
 
 
+def test_init_with_another_env_file_reads_that_file(tmp_path):
+    # init read ./.env whatever --env-file said: a second `init --env-file bot.env` added a second secret.
+    assert run_cli("init", "--env-file", "bot.env", cwd=tmp_path).returncode == 0
+    written = (tmp_path / "bot.env").read_text()
+    assert run_cli("init", "--env-file", "bot.env", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "bot.env").read_text() == written and not (tmp_path / ".env").exists()
+    missing = run_cli("init", "--env-file", "nowhere/.env", cwd=tmp_path)
+    assert (missing.returncode, missing.stderr) == (2, "botkit: nowhere/.env cannot be written (No such file or "
+                                                       "directory); name another --env-file.\n")
+
+
 def test_example_env_documents_every_setting_with_a_comment():
     import re
 

@@ -51,6 +51,18 @@ def test_init_keeps_the_mode_of_an_existing_env_file(tmp_path: Path) -> None:
     assert mode(env_file) == 0o640
 
 
+def test_init_says_when_the_secret_went_into_a_file_others_can_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("BOTKIT_PORT=8001\n")
+    env_file.chmod(0o644)
+    result = botkit_init(tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[-1] == ("botkit: .env is readable by other users; chmod 600 .env keeps its "
+                                              "secret yours.")
+    env_file.unlink()
+    assert "readable by other users" not in botkit_init(tmp_path).stderr  # a new .env is its owner's alone
+
+
 async def test_sqlite_store_its_wal_and_lock_files_are_private(tmp_path: Path, usual_umask: None) -> None:
     path = tmp_path / "botkit.db"
     server_lock = hold_server_lock(str(path))  # what `botkit serve` takes

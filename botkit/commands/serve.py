@@ -208,13 +208,17 @@ async def check_chatwoot_versions(app: Starlette) -> None:
 
 def init(args: argparse.Namespace) -> int:
     """Give a fresh checkout a webhook secret so `botkit serve` starts, and say where it goes in Chatwoot."""
-    settings = load_settings()
+    env_file = Path(args.env_file)
+    settings = load_settings(env_file=str(env_file))  # the file it writes to, so a second init adds nothing
     if settings.webhook_secrets or settings.botkit_basic_auth or settings.botkit_allow_unsigned:
         return 0
-    env_file = Path(args.env_file)
     secret = secrets.token_urlsafe(24)
     # a new .env holds a secret, so only its owner may read it; an existing one keeps the mode it has
-    with open(os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as handle:
+    try:
+        descriptor = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise CommandError(f"{env_file} cannot be written ({exc.strerror}); name another --env-file.") from None
+    with open(descriptor, "a") as handle:
         if env_file.stat().st_size and not env_file.read_text().endswith("\n"):
             handle.write("\n")
         handle.write(f"CHATWOOT_WEBHOOK_SECRET={secret}\n")
@@ -225,6 +229,9 @@ def init(args: argparse.Namespace) -> int:
         "  To try the bot locally now: botkit send \"I have a billing question\"",
         file=sys.stderr,
     )
+    if env_file.stat().st_mode & 0o077:
+        print(f"botkit: {env_file} is readable by other users; chmod 600 {env_file} keeps its secret yours.",
+              file=sys.stderr)
     return 0
 
 
