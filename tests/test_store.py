@@ -1004,3 +1004,25 @@ async def test_records_trimmed_in_batches_keep_the_newest_and_at_most_a_tenth_mo
         await store.add_records([Record("delivery", T0 + n, {"n": n})], keep={"delivery": 20})
     kept = [r.data["n"] for r in await store.records("delivery")]
     assert 20 <= len(kept) <= 22 and kept[-20:] == list(range(37, 57))
+
+
+async def test_a_custom_store_from_before_finish_and_retention_still_works() -> None:
+    """`finish`, `queued_after` and `prune_records` came after custom stores could exist: each has a default,
+    so a backend that implements only the older methods still instantiates, finishes jobs and prunes nothing."""
+    from botkit.store.base import Finish
+
+    older = {name for name in Store.__abstractmethods__}
+    assert not older & {"finish", "queued_after", "prune_records"}
+
+    class Older(MemoryStore):
+        finish = Store.finish  # the base's defaults, as a backend written before them gets
+        queued_after = Store.queued_after
+        prune_records = Store.prune_records
+
+    store = Older()
+    assert await put(store, "a1", "A")
+    [job] = await store.claim(10)
+    assert await store.queued_after(job) is None
+    await store.finish(job, Finish(state={"x": 1}))
+    assert await store.get_state("A") == {"x": 1} and await store.claim(10) == []
+    assert await store.prune_records("outcome", time.time()) == 0

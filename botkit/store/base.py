@@ -82,7 +82,7 @@ class Finish:
     """What a turn writes last, saved with its event's `done` (`Store.finish`): the conversation's `state`
     (under the job's lane; None when it did not change) and the delivery's `records` (`add_records`, with
     its `keep`). Writing them with the done makes the turn's end one transaction: the state a turn leaves
-    is never saved without its event being finished, and a busy worker commits a third as often."""
+    is never saved without its event being finished, and a turn makes two store writes instead of four."""
 
     state: dict[str, Any] | None = None
     records: Sequence[Record] = ()
@@ -157,9 +157,10 @@ class Store(ABC):
     async def done(self, job: Job) -> None: ...
 
     async def finish(self, job: Job, finish: Finish) -> None:
-        """`done`, with the turn's last writes (`Finish`). SQLite and the memory store do it in one
-        transaction; this default writes the state, then the records, then the done, so a crash between
-        them leaves the event to run again (its journal skips what it already did)."""
+        """`done`, with the turn's last writes (`Finish`). SQLite does it in one transaction, Redis in one
+        MULTI; this default (the memory store's, whose writes never wait) writes the state, then the
+        records, then the done, so a crash between them leaves the event to run again (its journal skips
+        what it already did)."""
         if finish.state is not None:
             await self.set_state(job.lane, finish.state)
         if finish.records:
@@ -240,10 +241,11 @@ class Store(ABC):
         """Append `records` in one write; then keep the newest `keep[kind]` records of each kind named (a
         backend may trim in batches: at most `keep + keep // 10` stay)."""
 
-    @abstractmethod
     async def prune_records(self, kind: str, before: float, *, at_most: int = 1000) -> int:
         """Delete the oldest records of `kind` with `at < before`, at most `at_most` of them (one short write);
-        returns how many went."""
+        returns how many went. The three backends do; this default, for a store written before retention
+        existed, keeps everything (returns 0) rather than failing to start."""
+        return 0
 
     @abstractmethod
     async def records(self, kind: str, *, since: float = 0.0, until: float = float("inf"),
