@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/ack.py
 
 clean:
-	rm -rf $(VENV) botkit.db botkit.db-wal botkit.db-shm
+	rm -rf $(VENV) botkit.db botkit.db-wal botkit.db-shm botkit.db.*.lock

@@ -143,3 +143,21 @@ async def test_chat_on_a_channel_shows_the_menu_as_that_channel_does(channel, sh
         assert shown_as in text and "(you picked 'Get a refund')" in text
     assert "[note] Hand-off summary" in text and "Note: The contact asked for a refund." in text
     assert "[hand-off]" in text
+
+
+def test_an_unknown_channel_is_one_sentence_listing_the_known_ones(capsys):
+    # `botkit chat --channel pigeon` stopped with the test kit's ValueError traceback.
+    from botkit.cli import main
+
+    assert main(["chat", "bots.support_router:bot", "--channel", "pigeon"]) == 2
+    assert capsys.readouterr().err == (
+        "botkit: --channel: no channel named 'pigeon'; use one of web, api, whatsapp, telegram, facebook, line, "
+        "twilio, sms, email, instagram, tiktok (or a Channel::... class name).\n")
+
+
+def test_the_playground_on_a_port_that_cannot_be_is_one_sentence(capsys):
+    # `botkit playground --port 99999` stopped with an OverflowError traceback from bind().
+    from botkit.cli import main
+
+    assert main(["playground", "bots.showcase", "--port", "99999"]) == 2
+    assert capsys.readouterr().err.endswith("botkit: cannot listen on 127.0.0.1:99999; pick another --port.\n")

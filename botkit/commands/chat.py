@@ -66,6 +66,9 @@ def fresh_bot(spec: str) -> Any:
 
 def run_chat(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if not args.channel.startswith("Channel::") and not channels.channel(args.channel).kind:
+        raise ConfigError(f"--channel: no channel named {args.channel!r}; use one of "
+                          f"{', '.join(c.key for c in channels.CHANNELS)} (or a Channel::... class name).")
     bot = fresh_bot(args.bot or settings.botkit_bot)
     logging.basicConfig(level=logging.WARNING, format="  [log] %(levelname)s %(name)s: %(message)s")
     asyncio.run(chat(bot, teams=args.teams or settings.botkit_teams, channel=args.channel,

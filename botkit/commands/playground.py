@@ -55,7 +55,7 @@ async def serve_playground(bot: Any, *, teams: str | None, channel: str, host: s
         try:
             served = serve_app(playground.app, host=host, port=port, lifespan="off")
             url = await served.__aenter__()
-        except (OSError, RuntimeError):  # uvicorn logs the reason (address in use) and stops
+        except (OSError, OverflowError, RuntimeError):  # uvicorn logs the reason (address in use) and stops
             raise ConfigError(f"cannot listen on {host}:{port}; pick another --port.") from None
         try:
             print(f"botkit playground: open {url}/ (bot {getattr(bot, 'name', '?')!r}; Chatwoot is a local fake, "
