@@ -36,8 +36,9 @@ class ConsoleChatwoot:
         return {"id": conversation_id, "account_id": account_id, "status": "pending", "meta": {}, "messages": []}
 
     def _say(self, account_id: int, conversation_id: int, text: str) -> dict[str, Any]:
-        print(f"[dry run] conversation {account_id}/{conversation_id}: {text}", file=self._out or sys.stdout,
-              flush=True)
+        out = self._out or sys.stdout  # the CLI's output: what the bot would have sent
+        out.write(f"[dry run] conversation {account_id}/{conversation_id}: {text}\n")
+        out.flush()
         return {"id": next(self._ids)}
 
     async def send_message(self, account_id: int, conversation_id: int, content: str | None = None, *,

@@ -102,6 +102,20 @@ async def put(store: Store, key: str, lane: str = "1:10", *, extra_keys: tuple[s
                                body=f'{{"key": "{key}"}}'.encode(), delivery_id=delivery_id)
 
 
+def count_commits(store: SQLiteStore) -> Callable[[], int]:
+    """Count the SQLite store's transactions from now on; returns what reads the count."""
+    count = 0
+    flush = store._flush
+
+    def counting_flush() -> None:
+        nonlocal count
+        count += 1
+        flush()
+
+    store._flush = counting_flush  # type: ignore[method-assign]
+    return lambda: count
+
+
 def keys(jobs: list[Job]) -> set[str]:
     return {job.key for job in jobs}
 
@@ -816,21 +830,13 @@ async def test_sqlite_operations_of_one_turn_share_a_commit_and_a_bad_one_fails_
         make_store: MakeStore, tmp_path: Path) -> None:
     store = await make_store()
     assert isinstance(store, SQLiteStore)
-    commits = 0
-    original = store._flush
-
-    def counting_flush() -> None:
-        nonlocal commits
-        commits += 1
-        original()
-
-    store._flush = counting_flush  # type: ignore[method-assign]
+    commits = count_commits(store)
     bad = store._call(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
     results = await asyncio.gather(put(store, "a1", "A"), bad, put(store, "b1", "B"), put(store, "a1", "A"),
                                    return_exceptions=True)
     assert results[0] is True and results[2] is True and results[3] is False  # the duplicate in the same batch
     assert isinstance(results[1], StoreUnavailable)
-    assert commits == 1
+    assert commits() == 1
     assert keys(await store.claim(10)) == {"a1", "b1"}
 
 
@@ -842,19 +848,10 @@ async def test_sqlite_a_worker_with_several_events_in_hand_commits_their_steps_t
     store = await make_store()
     assert isinstance(store, SQLiteStore)
     await store.recover()
-    commits = 0
-    original = store._flush
-
-    def counting_flush() -> None:
-        nonlocal commits
-        commits += 1
-        original()
-
-    store._flush = counting_flush  # type: ignore[method-assign]
     for lane in "ABC":
         assert await put(store, f"{lane}1", lane)
     a, b, c = sorted(await store.claim(10), key=lambda job: job.key)
-    commits = 0
+    commits = count_commits(store)
 
     async def journal_then_finish(job: Job, turns: int) -> None:
         for _ in range(turns):  # each event's steps come in a turn of the loop of their own
@@ -862,13 +859,13 @@ async def test_sqlite_a_worker_with_several_events_in_hand_commits_their_steps_t
         await store.record(job.key, 0, {"id": 1})
 
     await asyncio.gather(journal_then_finish(a, 0), journal_then_finish(b, 1), journal_then_finish(c, 2))
-    assert commits == 1
+    assert commits() == 1
     await store.finish(a, Finish())
     await store.finish(b, Finish())
-    commits = 0  # one event in hand now: its steps go at once, one transaction each
+    commits = count_commits(store)  # one event in hand now: its steps go at once, one transaction each
     await store.record(c.key, 1, {"id": 2})
     await store.finish(c, Finish())
-    assert commits == 2
+    assert commits() == 2
     assert await store.claim(10) == [] and (await store.stats()).in_flight == 0
 
 

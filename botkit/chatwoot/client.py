@@ -1,7 +1,8 @@
 """The Chatwoot REST API client: its one request path and the bot's endpoints, retried where safe.
 
-One shared `httpx.AsyncClient` (connection pool, keep-alive, explicit timeouts) sends the token in the
-`api-access-token` header (see TOKEN_HEADER), over aiohttp (`botkit.transport`: a third of httpx's own per-request CPU).
+Each request is an `httpx.Request` (explicit timeouts, the token in the `api-access-token` header, see
+TOKEN_HEADER) handed to one shared transport, aiohttp's pool and keep-alive by default (`botkit.transport`: a
+third of httpx's own per-request CPU).
 Chatwoot's answers become typed errors that say what to do; tokens never appear in an error, a repr or a
 log line (errors: botkit/chatwoot/errors.py; the administrator and platform endpoints provisioning uses:
 botkit/chatwoot/admin.py). All retrying happens in `ChatwootClient._request`, under one policy:
@@ -148,8 +149,7 @@ class ChatwootClient(AdminEndpoints):
         self._transport = transport or AiohttpTransport(max_connections=max_connections, keepalive_expiry=30.0)
         self._headers = {TOKEN_HEADER: self._token.get_secret_value(), "Accept": "application/json"}
         self._timeouts = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=self._transport, timeout=self._timeouts,
-                                       headers=self._headers, follow_redirects=False)
+        self._base_url = httpx.URL(self.base_url + "/")  # relative paths join it, as httpx's client joins them
         # path -> absolute URL: httpx parses a URL string twice a request (~0.1 ms of CPU); a conversation's
         # requests repeat their paths (its replies, typing on and off), so each path is parsed once.
         self._urls: dict[str, httpx.URL] = {}
@@ -174,7 +174,7 @@ class ChatwootClient(AdminEndpoints):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
         close_budget = getattr(self.rate_limiter, "aclose", None)  # a SharedBudget's Redis connections
         if close_budget is not None:
             await close_budget()
@@ -296,7 +296,7 @@ class ChatwootClient(AdminEndpoints):
     async def _send(self, method: str, url: httpx.URL, body: dict[str, Any]) -> httpx.Response:
         """One HTTP exchange, read whole, straight to the transport: httpx's client would add redirects, auth
         flows and a cookie jar that a bot's API calls never use, ~0.1 ms of CPU a request (bench/e2e.py's
-        worker CPU per event: 0.91x). The httpx client (`_http`) keeps the base URL and closes the transport."""
+        worker CPU per event: 0.91x)."""
         request = httpx.Request(method, url, headers={**self._headers, **tracing.inject({})}, **body,
                                 extensions={"timeout": self._timeouts.as_dict()})
         response = await self._transport.handle_async_request(request)
@@ -312,7 +312,7 @@ class ChatwootClient(AdminEndpoints):
         if url is None:
             if len(self._urls) >= _URLS_KEPT:
                 self._urls.clear()
-            base, relative = self._http.base_url, httpx.URL(path)  # the merge httpx does for a relative URL
+            base, relative = self._base_url, httpx.URL(path)  # the merge httpx does for a relative URL
             url = self._urls[path] = base.copy_with(raw_path=base.raw_path + relative.raw_path.lstrip(b"/"))
         return url
 

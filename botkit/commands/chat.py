@@ -33,12 +33,17 @@ HELP = ("Type a message as the contact. A number picks an option of the bot's la
         "or /agent /help; /reset: a new conversation; /quit: leave.")
 
 
-def add_commands(subparsers: Any) -> None:
-    parser = subparsers.add_parser("chat", help="talk to a bot in the terminal, against a fake Chatwoot")
+def add_bot_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bot to try and its team ids, as `botkit chat` and `botkit playground` take them (`fresh_bot`)."""
     parser.add_argument("bot", nargs="?", help="module:attribute or module (default: BOTKIT_BOT); a module's "
                                                "make_bot() builds a fresh bot")
     parser.add_argument("--teams", help="team ids, billing=3,technical=4 (default: BOTKIT_TEAMS, else an id for "
                                         "each team the bot names)")
+
+
+def add_commands(subparsers: Any) -> None:
+    parser = subparsers.add_parser("chat", help="talk to a bot in the terminal, against a fake Chatwoot")
+    add_bot_arguments(parser)
     parser.add_argument("--channel", default="web", help="the inbox's channel: web, api, whatsapp, telegram, facebook, "
                                                           "line, twilio, sms, email, instagram, tiktok (or a "
                                                           "Channel::... class name); menus show as it shows them")

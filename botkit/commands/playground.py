@@ -17,11 +17,10 @@ DEFAULT_PORT = 8765
 
 
 def add_commands(subparsers: Any) -> None:
+    from botkit.commands.chat import add_bot_arguments
+
     parser = subparsers.add_parser("playground", help="try a bot in the browser, against a fake Chatwoot")
-    parser.add_argument("bot", nargs="?", help="module:attribute or module (default: BOTKIT_BOT); a module's "
-                                               "make_bot() builds a fresh bot")
-    parser.add_argument("--teams", help="team ids, billing=3,technical=4 (default: BOTKIT_TEAMS, else an id for "
-                                        "each team the bot names)")
+    add_bot_arguments(parser)
     parser.add_argument("--channel", default="Channel::WebWidget", help="the contact's channel at the start")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")

@@ -31,7 +31,7 @@ import sqlite3
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -372,14 +372,8 @@ class SQLiteStore(Store):
         state = None if finish.state is None else json.dumps(finish.state)
         records = tuple((r.kind, r.at, json.dumps(r.data)) for r in finish.records)
         trims = self._trims(finish.records, finish.keep)
-        if state is not None:
-            self._remember_state(job.lane, state)  # before the commit: reads skip the batch (`_read`)
-        try:
+        with self._caching_state(job.lane, state):
             await self._call(_Done(int(job.id), job.key, job.lane, state, self._clock(), records, trims))
-        except BaseException:
-            if state is not None:
-                self._states.pop(job.lane, None)  # read again from the file, which has the state before it
-            raise
         self._journal.pop(job.key, None)
         self._in_hand.discard(job.id)
         self._wakeup.set()
@@ -500,22 +494,27 @@ class SQLiteStore(Store):
             self._states.popitem(last=False)
 
     async def set_state(self, lane: str, state: dict[str, Any]) -> None:
-        await self._write_state(lane, json.dumps(state), lambda db, data, now: db.execute(
-            "INSERT OR REPLACE INTO state (lane, data, updated_at) VALUES (?, ?, ?)", (lane, data, now)))
+        data, now = json.dumps(state), self._clock()
+        with self._caching_state(lane, data):
+            await self._call(lambda db: db.execute(
+                "INSERT OR REPLACE INTO state (lane, data, updated_at) VALUES (?, ?, ?)", (lane, data, now)))
 
     async def clear_state(self, lane: str) -> None:
-        await self._write_state(lane, "{}", lambda db, data, now: db.execute(
-            "DELETE FROM state WHERE lane = ?", (lane,)))
+        with self._caching_state(lane, "{}"):
+            await self._call(lambda db: db.execute("DELETE FROM state WHERE lane = ?", (lane,)))
 
-    async def _write_state(self, lane: str, data: str, write: Callable[[sqlite3.Connection, str, float], Any]) -> None:
-        """Cache the lane's new state when the write is asked for (reads skip the batch: `_read`); forget it
-        if the write fails, so the next read finds the file's."""
-        now = self._clock()
-        self._remember_state(lane, data)
+    @contextlib.contextmanager
+    def _caching_state(self, lane: str, data: str | None) -> Iterator[None]:
+        """Around a write of the lane's state (`data`; None: no state in this write): cache it when the write
+        is asked for, since reads skip the batch (`_read`), and forget it if the write fails, so the next
+        read finds the file's."""
+        if data is not None:
+            self._remember_state(lane, data)
         try:
-            await self._call(lambda db: write(db, data, now))
+            yield
         except BaseException:
-            self._states.pop(lane, None)
+            if data is not None:
+                self._states.pop(lane, None)
             raise
 
     async def journal(self, key: str) -> dict[int, Any]:
